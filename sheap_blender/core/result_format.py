@@ -1,0 +1,118 @@
+"""The per-frame result file: what the backend writes and the extension reads.
+
+A safetensors file (docs/result-format.md is the user-facing description). Row i of every
+per-frame tensor is footage frame `frame_index[i]`. Tensors the model returned beyond the known
+ones are carried along unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .safetensors_file import read_safetensors, write_safetensors
+
+FORMAT_VERSION = "sheap-result-1"
+POSE_KEYS = ("torso_pose", "neck_pose", "jaw_pose", "eye_l_pose", "eye_r_pose")  # FLAME joints 0..4
+# name -> width of one frame's row
+PER_FRAME = {
+    "crop_box": 4,  # x0, y0, x1, y1 in footage pixels
+    "shape": 300,
+    "expr": 100,
+    **{key: 3 for key in POSE_KEYS},
+    "eyelids": 2,
+    "cam_trans": 3,
+}
+METADATA_KEYS = (
+    "format", "footage", "width", "height", "fps", "frame_count", "model_file", "model_sha256",
+    "flame_sha256", "fov_deg", "backend_version", "demo",
+)
+
+
+@dataclass
+class Result:
+    frame_index: np.ndarray  # (F,) int64, footage frame of each row
+    valid: np.ndarray  # (F,) bool: a face was found on that frame (others are interpolated)
+    params: dict[str, np.ndarray]  # PER_FRAME keys -> (F, width) float32
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # any other tensor, carried along
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frame_index.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.metadata["width"])
+
+    @property
+    def height(self) -> int:
+        return int(self.metadata["height"])
+
+    @property
+    def fps(self) -> float:
+        return float(self.metadata["fps"])
+
+    @property
+    def fov_deg(self) -> float:
+        return float(self.metadata["fov_deg"])
+
+    @property
+    def is_demo(self) -> bool:
+        return self.metadata.get("demo") == "true"
+
+    def poses(self) -> np.ndarray:
+        """(F, 5, 3) axis-angle rotations of FLAME joints 0..4."""
+        return np.stack([self.params[key] for key in POSE_KEYS], axis=1)
+
+
+def write_result(path: str | os.PathLike, result: Result) -> None:
+    """Write atomically (temporary name, then rename)."""
+    tensors = {name: np.asarray(value) for name, value in result.extra.items()}
+    tensors.update({name: np.asarray(value, dtype=np.float32) for name, value in result.params.items()})
+    tensors["frame_index"] = np.asarray(result.frame_index, dtype=np.int64)
+    tensors["valid"] = np.asarray(result.valid, dtype=np.uint8)
+    metadata = {"format": FORMAT_VERSION, **result.metadata}
+    write_safetensors(path, tensors, metadata)
+
+
+def read_result(path: str | os.PathLike) -> Result:
+    """Read and check a result file; every inconsistency is an InputError naming the file."""
+    path = Path(path)
+    tensors, metadata = read_safetensors(path)
+    if metadata.get("format") != FORMAT_VERSION:
+        raise InputError(path, f"not a SHeaP result file (format {metadata.get('format')!r}, expected {FORMAT_VERSION!r})")
+    missing = [k for k in ("frame_index", "valid", *PER_FRAME) if k not in tensors]
+    missing += [k for k in METADATA_KEYS if k not in metadata]
+    if missing:
+        raise InputError(path, f"result file lacks {', '.join(missing)}")
+    frame_index = tensors.pop("frame_index").astype(np.int64)
+    n = frame_index.shape[0]
+    if frame_index.ndim != 1 or n == 0:
+        raise InputError(path, "result file has no frames")
+    try:
+        frame_count = int(metadata["frame_count"])
+        width, height, fps = int(metadata["width"]), int(metadata["height"]), float(metadata["fps"])
+        float(metadata["fov_deg"])
+    except ValueError:
+        raise InputError(path, "result file has malformed metadata (frame_count/width/height/fps/fov_deg)") from None
+    if frame_count != n:
+        raise InputError(path, f"result file says {frame_count} frames but its tensors hold {n}")
+    if width <= 0 or height <= 0 or not fps > 0:
+        raise InputError(path, f"result file has an invalid footage size {width}x{height} or fps {fps}")
+    valid = tensors.pop("valid")
+    if valid.shape != (n,):
+        raise InputError(path, f"valid has shape {valid.shape}, expected ({n},)")
+    params = {}
+    for name, width_ in PER_FRAME.items():
+        array = tensors.pop(name)
+        if array.shape != (n, width_):
+            raise InputError(path, f"{name} has shape {array.shape}, expected ({n}, {width_})")
+        if not np.all(np.isfinite(array)):
+            raise InputError(path, f"{name} holds NaN or infinite values")
+        params[name] = array.astype(np.float32)
+    return Result(frame_index, valid.astype(bool), params, tensors, metadata)
