@@ -85,7 +85,8 @@ def read_result(path: str | os.PathLike) -> Result:
     path = Path(path)
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT_VERSION:
-        raise InputError(path, f"not a SHeaP result file (format {metadata.get('format')!r}, expected {FORMAT_VERSION!r})")
+        found = metadata.get("format")
+        raise InputError(path, f"not a SHeaP result file (format {found!r}, expected {FORMAT_VERSION!r})")
     missing = [k for k in ("frame_index", "valid", *PER_FRAME) if k not in tensors]
     missing += [k for k in METADATA_KEYS if k not in metadata]
     if missing:
