@@ -1,0 +1,67 @@
+"""A stand-in for the SHeaP weights: same TorchScript input/output contract, random small network.
+
+Its outputs follow the image (a fixed random CNN), in ranges a real head takes, so every stage
+downstream sees plausible numbers. It marks itself with `sheap_demo = True`; the backend and the
+Blender side say "demo weights" wherever it is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+DEMO_WEIGHTS_NAME = "demo_sheap_model.pt"
+
+
+class DemoSheap(nn.Module):
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.sheap_demo = True
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 5, stride=4, padding=2), nn.GELU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GELU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+        )
+        self.head = nn.Linear(width * 16, 300 + 100 + 5 * 3 + 2 + 3)
+        # scales that put each output in the range a real head takes
+        scale = torch.cat([
+            torch.full((300,), 0.3),  # identity
+            torch.full((100,), 1.5),  # expression
+            torch.tensor([0.05, 0.05, 0.05]),  # torso
+            torch.tensor([0.25, 0.35, 0.10]),  # neck: nod, turn, tilt (radians)
+            torch.tensor([0.12, 0.01, 0.01]),  # jaw: mostly opening about x
+            torch.full((6,), 0.15),  # eyes
+            torch.full((2,), 0.5),  # eyelids
+            torch.tensor([0.01, 0.01, 0.03]),  # translation
+        ])
+        offset = torch.zeros_like(scale)
+        offset[300 + 100 + 6] = 0.10  # a slightly open jaw on average
+        offset[300 + 100 + 15 : 300 + 100 + 17] = 0.3  # eyelids partly down
+        self.register_buffer("scale", scale)
+        self.register_buffer("offset", offset)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.features(images * 2.0 - 1.0)
+        out = torch.tanh(self.head(h) * 4.0) * self.scale + self.offset
+        return {
+            "shape_from_facenet": out[:, :300],
+            "expr": out[:, 300:400],
+            "torso_pose": out[:, 400:403],
+            "neck_pose": out[:, 403:406],
+            "jaw_pose": out[:, 406:409],
+            "eye_l_pose": out[:, 409:412],
+            "eye_r_pose": out[:, 412:415],
+            "eyelids": out[:, 415:417],
+            "cam_trans": out[:, 417:420],
+        }
+
+
+def write_demo_predictor(directory: str | Path, seed: int = 0) -> Path:
+    """Script the stand-in network with fixed random weights and save it as a TorchScript archive."""
+    torch.manual_seed(seed)
+    path = Path(directory) / DEMO_WEIGHTS_NAME
+    torch.jit.save(torch.jit.script(DemoSheap().eval()), str(path))
+    return path
