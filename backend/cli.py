@@ -1,0 +1,157 @@
+"""`python -m backend COMMAND`: the backend's command line (names are a contract; see the README).
+
+Bad input exits with code 2 and one to three lines on stderr naming the file and the problem,
+never a traceback; outputs are written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from sheap_blender.core.errors import InputError
+
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+def _existing_output_dir(path: Path) -> Path:
+    if not path.parent.is_dir():
+        raise InputError(path, f"output folder {path.parent} does not exist")
+    return path
+
+
+def cmd_make_demo(args: argparse.Namespace) -> None:
+    from .demo import make_demo
+
+    for line in make_demo(Path(args.directory)):
+        print(line, flush=True)
+
+
+def cmd_convert_flame(args: argparse.Namespace) -> None:
+    from .flame_convert import convert_flame
+
+    out = _existing_output_dir(Path(args.output))
+    model = convert_flame(Path(args.pkl), Path(args.eyelids) if args.eyelids else None, out)
+    print(f"wrote {out} (source SHA-256 {model.source_sha256[:12]}...)", flush=True)
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from sheap_blender.core.flame_model import load_flame
+    from sheap_blender.core.result_format import write_result
+
+    from .footage import open_footage
+    from .pipeline import ReconstructJob, reconstruct
+    from .predictor import Predictor, resolve_device
+    from .progress import Progress, emit_json
+
+    output = _existing_output_dir(Path(args.output))
+    if args.batch_size < 1:
+        raise InputError(None, f"--batch-size must be at least 1, not {args.batch_size}")
+    # everything that can be refused is checked before the first frame is decoded
+    footage = open_footage(Path(args.footage))
+    end = footage.frame_count if args.end is None else args.end
+    if not 0 <= args.start < end <= footage.frame_count:
+        raise InputError(footage.path, f"frame range {args.start}..{end} is outside the clip's 0..{footage.frame_count}")
+    flame = load_flame(Path(args.flame))
+    device = resolve_device(args.device)
+    predictor = Predictor(Path(args.weights), device)
+
+    progress = Progress(args.progress, total=end - args.start)
+    if predictor.is_demo or getattr(flame, "is_demo", False):
+        progress.message("using demo weights (stand-ins, not SHeaP/FLAME): the head is not a real reconstruction")
+    progress.message(f"{footage.path.name}: {end - args.start} frames {footage.width}x{footage.height} "
+                     f"@ {footage.fps:g} fps on {device.type}")
+    job = ReconstructJob(footage, predictor, flame, args.start, end, args.batch_size, args.per_frame_shape)
+    try:
+        result = reconstruct(job, on_progress=lambda done, total: progress.update(done))
+    finally:
+        progress.close()
+    write_result(output, result)
+    n_invalid = int((~result.valid).sum())
+    if args.progress == "json":
+        emit_json("done", result=os.fspath(output.resolve()), frames=result.n_frames, invalid=n_invalid,
+                  demo=result.is_demo)
+    else:
+        print(f"wrote {output}: {result.n_frames} frames, {n_invalid} without a face (interpolated)", flush=True)
+
+
+def cmd_flame(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from sheap_blender.core.flame_model import load_flame
+    from sheap_blender.core.result_format import read_result
+
+    from .flame_eval import evaluate_result
+
+    output = _existing_output_dir(Path(args.output))
+    result = read_result(Path(args.result))
+    flame = load_flame(Path(args.flame))
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp.npy", dir=output.parent)
+    os.close(fd)
+    try:
+        verts = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(result.n_frames, flame.n_vertices, 3))
+        evaluate_result(flame, result, verts, device=args.device)
+        verts.flush()
+        del verts
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"wrote {output}: ({result.n_frames}, {flame.n_vertices}, 3) float32", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="SHeaP backend: footage -> FLAME.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("make-demo", help="write the demo stand-ins (FLAME, predictor, astronaut clip)")
+    demo.add_argument("directory")
+    demo.set_defaults(run=cmd_make_demo)
+
+    convert = commands.add_parser("convert-flame", help="convert FLAME's generic_model.pkl to safetensors")
+    convert.add_argument("pkl")
+    convert.add_argument("--eyelids", help="SHeaP's eyelids.pt (optional)")
+    convert.add_argument("-o", "--output", required=True)
+    convert.set_defaults(run=cmd_convert_flame)
+
+    rec = commands.add_parser("reconstruct", help="footage -> per-frame FLAME parameters (.safetensors)")
+    rec.add_argument("footage", help="video file, image folder, printf pattern (frames/%%04d.png) or one image")
+    rec.add_argument("-o", "--output", required=True)
+    rec.add_argument("--flame", required=True, help="generic_model.pkl or its converted .safetensors")
+    rec.add_argument("--weights", required=True, help="SHeaP TorchScript archive (model_paper.pt, ...)")
+    rec.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    rec.add_argument("--start", type=int, default=0, help="first frame (0-based)")
+    rec.add_argument("--end", type=int, default=None, help="frame after the last (default: the clip's end)")
+    rec.add_argument("--batch-size", type=int, default=16)
+    rec.add_argument("--per-frame-shape", action="store_true",
+                     help="keep each frame's identity instead of one per clip (research use)")
+    rec.add_argument("--progress", choices=["bar", "json", "none"], default="bar" if sys.stderr.isatty() else "none")
+    rec.set_defaults(run=cmd_reconstruct)
+
+    flame = commands.add_parser("flame", help="evaluate FLAME for every frame of a result -> (F, V, 3) .npy")
+    flame.add_argument("result")
+    flame.add_argument("--flame", required=True)
+    flame.add_argument("-o", "--output", required=True)
+    flame.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    flame.set_defaults(run=cmd_flame)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except InputError as exc:
+        if getattr(args, "progress", None) == "json":
+            from .progress import emit_json
+
+            emit_json("error", message=str(exc))
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr, flush=True)
+        sys.exit(EXIT_CANCELLED)

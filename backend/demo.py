@@ -1,0 +1,31 @@
+"""make-demo: every stand-in the project needs to run without licensed files, in one folder.
+
+The stand-ins have the real formats, sizes and interfaces; they are never the real thing and say
+so: the predictor carries `sheap_demo`, the FLAME pickle a `sheap_demo_standin` marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from .demo_clip import write_demo_clip
+from .demo_flame import write_demo_flame
+from .demo_predictor import write_demo_predictor
+from .flame_convert import convert_flame
+
+DEMO_FLAME_CONVERTED = "flame.safetensors"
+
+
+def make_demo(directory: Path) -> Iterator[str]:
+    """Write the stand-ins into `directory`, yielding a line per file for the user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pkl, eyelids = write_demo_flame(directory)
+    yield f"demo FLAME stand-in (not FLAME): {pkl}"
+    yield f"demo eyelid blendshapes: {eyelids}"
+    converted = directory / DEMO_FLAME_CONVERTED
+    convert_flame(pkl, eyelids, converted)
+    yield f"demo FLAME, converted: {converted}"
+    yield f"demo weights (stand-in predictor, not SHeaP): {write_demo_predictor(directory)}"
+    clip, motion = write_demo_clip(directory)
+    yield f"astronaut clip: {clip} (known motion: {motion.name})"
