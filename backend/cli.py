@@ -55,7 +55,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     footage = open_footage(Path(args.footage))
     end = footage.frame_count if args.end is None else args.end
     if not 0 <= args.start < end <= footage.frame_count:
-        raise InputError(footage.path, f"frame range {args.start}..{end} is outside the clip's 0..{footage.frame_count}")
+        clip_range = f"0..{footage.frame_count}"
+        raise InputError(footage.path, f"frame range {args.start}..{end} is outside the clip's {clip_range}")
     flame = load_flame(Path(args.flame))
     device = resolve_device(args.device)
     predictor = Predictor(Path(args.weights), device)
@@ -93,7 +94,8 @@ def cmd_flame(args: argparse.Namespace) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp.npy", dir=output.parent)
     os.close(fd)
     try:
-        verts = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(result.n_frames, flame.n_vertices, 3))
+        shape = (result.n_frames, flame.n_vertices, 3)
+        verts = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         evaluate_result(flame, result, verts, device=args.device)
         verts.flush()
         del verts

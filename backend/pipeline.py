@@ -76,7 +76,7 @@ def _drain(q: queue.Queue, stop: threading.Event) -> Iterator:
             item = q.get(timeout=0.1)
         except queue.Empty:
             if stop.is_set():
-                raise Cancelled()
+                raise Cancelled() from None
             continue
         if item is _END:
             return
