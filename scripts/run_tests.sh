@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 status=0
 echo "== ruff"
 .venv/bin/ruff check . || status=1
-echo "== backend tests (.venv, Python 3.11)"
-.venv/bin/python -m pytest tests/backend -q "$@" || status=1
+echo "== core and backend tests (.venv, Python 3.11)"
+.venv/bin/python -m pytest tests/core tests/backend -q "$@" || status=1
 for env in .venv-bpy45 .venv-bpy5; do
   echo "== extension tests ($env: $($env/bin/python -c 'import sys; print("Python %d.%d" % sys.version_info[:2])'))"
   "$env/bin/python" -m pytest tests/blender -q "$@" || status=1
