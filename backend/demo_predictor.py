@@ -16,16 +16,18 @@ DEMO_WEIGHTS_NAME = "demo_sheap_model.pt"
 
 
 class DemoSheap(nn.Module):
-    def __init__(self, width: int = 32):
+    def __init__(self, features: nn.Module | None = None, n_features: int = 512):
+        """`features` maps (N, 3, 224, 224) to (N, n_features); by default a small random CNN."""
         super().__init__()
         self.sheap_demo = True
-        self.features = nn.Sequential(
+        width = 32
+        self.features = features if features is not None else nn.Sequential(
             nn.Conv2d(3, width, 5, stride=4, padding=2), nn.GELU(),
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GELU(),
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GELU(),
             nn.AdaptiveAvgPool2d(4), nn.Flatten(),
         )
-        self.head = nn.Linear(width * 16, 300 + 100 + 5 * 3 + 2 + 3)
+        self.head = nn.Linear(n_features, 300 + 100 + 5 * 3 + 2 + 3)
         # scales that put each output in the range a real head takes
         scale = torch.cat([
             torch.full((300,), 0.3),  # identity
