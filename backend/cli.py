@@ -40,33 +40,18 @@ def cmd_convert_flame(args: argparse.Namespace) -> None:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
-    from sheap_blender.core.flame_model import load_flame
     from sheap_blender.core.result_format import write_result
 
-    from .footage import open_footage
-    from .pipeline import ReconstructJob, reconstruct
-    from .predictor import Predictor, resolve_device
+    from .pipeline import prepare_job, reconstruct
     from .progress import Progress, emit_json
 
-    output = _existing_output_dir(Path(args.output))
-    if args.batch_size < 1:
-        raise InputError(None, f"--batch-size must be at least 1, not {args.batch_size}")
-    # everything that can be refused is checked before the first frame is decoded
-    footage = open_footage(Path(args.footage))
-    end = footage.frame_count if args.end is None else args.end
-    if not 0 <= args.start < end <= footage.frame_count:
-        clip_range = f"0..{footage.frame_count}"
-        raise InputError(footage.path, f"frame range {args.start}..{end} is outside the clip's {clip_range}")
-    flame = load_flame(Path(args.flame))
-    device = resolve_device(args.device)
-    predictor = Predictor(Path(args.weights), device)
-
-    progress = Progress(args.progress, total=end - args.start)
-    if predictor.is_demo or getattr(flame, "is_demo", False):
+    output = Path(args.output)
+    job = prepare_job(Path(args.footage), output, Path(args.flame), Path(args.weights), args.device, args.start,
+                      args.end, args.batch_size, args.per_frame_shape)
+    progress = Progress(args.progress, total=job.end - job.start)
+    if job.is_demo:
         progress.message("using demo weights (stand-ins, not SHeaP/FLAME): the head is not a real reconstruction")
-    progress.message(f"{footage.path.name}: {end - args.start} frames {footage.width}x{footage.height} "
-                     f"@ {footage.fps:g} fps on {device.type}")
-    job = ReconstructJob(footage, predictor, flame, args.start, end, args.batch_size, args.per_frame_shape)
+    progress.message(job.describe())
     try:
         result = reconstruct(job, on_progress=lambda done, total: progress.update(done))
     finally:
@@ -106,6 +91,12 @@ def cmd_flame(args: argparse.Namespace) -> None:
     print(f"wrote {output}: ({result.n_frames}, {flame.n_vertices}, 3) float32", flush=True)
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .server import Server
+
+    Server().serve()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m backend", description="SHeaP backend: footage -> FLAME.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     flame.add_argument("-o", "--output", required=True)
     flame.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     flame.set_defaults(run=cmd_flame)
+    serve = commands.add_parser("serve", help="stay running, take JSON-line requests on stdin (for Blender)")
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.flame_model import FlameModel
+from sheap_blender.core.flame_model import FlameModel, load_flame
 from sheap_blender.core.result_format import PER_FRAME, Result
 
 from . import __version__
 from .crop import BoxSmoother, box_from_landmarks, crop_image
 from .face_tracker import FaceTracker
-from .footage import Footage
-from .predictor import CROP_SIZE, Predictor
+from .footage import Footage, open_footage
+from .predictor import CROP_SIZE, Predictor, resolve_device
 
 FOV_DEG = 14.2539  # SHeaP's camera (FACTS.md)
 _END = object()
@@ -163,6 +164,16 @@ class ReconstructJob:
     batch_size: int = 16
     per_frame_shape: bool = False
 
+    @property
+    def is_demo(self) -> bool:
+        """Stand-ins in use (demo weights or the demo FLAME): every report must say so."""
+        return self.predictor.is_demo or getattr(self.flame, "is_demo", False)
+
+    def describe(self) -> str:
+        clip = self.footage
+        return (f"{clip.path.name}: {self.end - self.start} frames {clip.width}x{clip.height} @ {clip.fps:g} fps "
+                f"on {self.predictor.device.type}")
+
 
 def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = lambda done, total: None,
                 stop: threading.Event | None = None) -> Result:
@@ -219,11 +230,25 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
         "flame_sha256": job.flame.source_sha256,
         "fov_deg": repr(FOV_DEG),
         "backend_version": __version__,
-        "demo": "true" if (job.predictor.is_demo or getattr(job.flame, "is_demo", False)) else "false",
+        "demo": "true" if job.is_demo else "false",
         "identity": "per-frame" if job.per_frame_shape else "clip",
     }
     return Result(np.array(indices, dtype=np.int64), valid_mask, params, per_frame, metadata)
 
 
-def default_output_path(footage: Path) -> Path:
-    return footage.with_name(footage.stem + ".sheap.safetensors")
+def prepare_job(footage: Path, output: Path, flame: Path, weights: Path, device: str = "auto", start: int = 0,
+                end: int | None = None, batch_size: int = 16, per_frame_shape: bool = False,
+                load_predictor: Callable[[Path, torch.device], Predictor] = Predictor,
+                load_flame: Callable[[Path], FlameModel] = load_flame) -> ReconstructJob:
+    """Check everything that can be refused before the first frame is decoded, and build the job."""
+    if not output.parent.is_dir():
+        raise InputError(output, f"output folder {output.parent} does not exist")
+    if batch_size < 1:
+        raise InputError(None, f"batch size must be at least 1, not {batch_size}")
+    clip = open_footage(footage)
+    end = clip.frame_count if end is None else end
+    if not 0 <= start < end <= clip.frame_count:
+        raise InputError(clip.path, f"frame range {start}..{end} is outside the clip's 0..{clip.frame_count}")
+    model = load_flame(flame)
+    predictor = load_predictor(weights, resolve_device(device))
+    return ReconstructJob(clip, predictor, model, start, end, batch_size, per_frame_shape)
