@@ -1,0 +1,164 @@
+"""The backend as a warm subprocess, spoken to in JSON lines (no bpy here: plain processes and threads).
+
+The extension never imports torch: it starts `python -m backend serve` in the backend's own
+environment, sends requests on its stdin and reads events from its stdout on a reader thread,
+so Blender's UI thread only ever drains a queue. Only plain data crosses the pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class BackendError(Exception):
+    """The backend could not be started, died, or answered with an error (one line for the user)."""
+
+
+def backend_root() -> Path:
+    """The folder holding the `backend` package: the repository in development, the bundled copy in the zip."""
+    for candidate in (PACKAGE_DIR.parent, PACKAGE_DIR / "backend_src"):
+        if (candidate / "backend" / "__main__.py").is_file():
+            return candidate
+    raise BackendError(f"the backend's code is missing (looked beside {PACKAGE_DIR})")
+
+
+def default_backend_python() -> Path:
+    """Where the set-up puts the backend's interpreter (.venv beside the backend's code)."""
+    root = backend_root()
+    return root / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+class BackendProcess:
+    """One running `python -m backend serve`; events arrive on `self.events` (a queue of dicts)."""
+
+    def __init__(self, python: str | os.PathLike, startup_timeout: float = 120.0):
+        self.python = Path(python)
+        if not self.python.is_file():
+            raise BackendError(f"{self.python}: backend Python not found (run 'Set up backend' or set it in the "
+                               "preferences)")
+        root = backend_root()
+        env = dict(os.environ)
+        # `backend` from its root; `sheap_blender.core` from the folder holding this package
+        env["PYTHONPATH"] = os.pathsep.join([str(root), str(PACKAGE_DIR.parent), env.get("PYTHONPATH", "")])
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("PYTHONHOME", None)  # Blender sets it for its own Python; the backend has another
+        self.events: queue.Queue[dict] = queue.Queue()
+        self.stderr_tail: deque[str] = deque(maxlen=20)
+        self._next_id = 0
+        try:
+            self.process = subprocess.Popen(
+                [str(self.python), "-m", "backend", "serve"], cwd=root, env=env, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+            )
+        except OSError as exc:
+            raise BackendError(f"{self.python}: cannot start the backend ({exc.strerror})") from None
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        ready = self.wait_for(("ready",), timeout=startup_timeout)
+        self.info = ready
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                self.stderr_tail.append(line.rstrip())  # a stray print: keep it for diagnostics
+                continue
+            if isinstance(event, dict):
+                self.events.put(event)
+        code = self.process.wait()
+        self.events.put({"event": "exited", "code": code})
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            if line.strip():
+                self.stderr_tail.append(line.rstrip())
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def last_words(self) -> str:
+        """The most telling line the backend wrote to stderr (for a report when it died)."""
+        for line in reversed(self.stderr_tail):
+            if line.startswith(("error:", "Error", "RuntimeError", "ModuleNotFoundError", "ImportError")):
+                return line
+        return self.stderr_tail[-1] if self.stderr_tail else ""
+
+    def send(self, request: dict) -> None:
+        if not self.alive:
+            raise BackendError("the backend is not running")
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise BackendError("the backend stopped answering") from None
+
+    def reconstruct(self, **fields) -> int:
+        """Start a reconstruction; returns its request id (events carry it)."""
+        self._next_id += 1
+        self.send({"cmd": "reconstruct", "id": self._next_id, **fields})
+        return self._next_id
+
+    def cancel(self) -> None:
+        if self.alive:
+            self.send({"cmd": "cancel"})
+
+    def drain(self) -> Iterator[dict]:
+        """Events that have arrived, without waiting."""
+        while True:
+            try:
+                yield self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def wait_for(self, kinds: tuple[str, ...], timeout: float | None = None) -> dict:
+        """Block until an event of one of `kinds`; a death or timeout is a BackendError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.kill()
+                raise BackendError(f"the backend did not answer within {timeout:.0f} s")
+            try:
+                event = self.events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if event["event"] in kinds:
+                return event
+            if event["event"] == "exited":
+                raise BackendError(self.death_message(event["code"]))
+
+    def death_message(self, code: int | None) -> str:
+        words = self.last_words()
+        return f"the backend exited unexpectedly (code {code})" + (f": {words}" if words else "")
+
+    def kill(self) -> None:
+        """Stop the process now (terminate, then kill if it lingers)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def close(self) -> None:
+        """Ask politely, then make sure it is gone."""
+        if self.alive:
+            try:
+                self.send({"cmd": "quit"})
+                self.process.wait(timeout=2)
+            except (BackendError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
