@@ -73,11 +73,11 @@ def build_env(venv: Path, python_version: str, requirement_files: list[Path]) ->
 BACKEND_REQUIREMENTS = REPO / "backend" / "requirements.txt"
 
 
-def setup_backend(gsplat: bool = False) -> Path:
+def setup_backend(gsplat: bool = False, venv: Path | None = None) -> Path:
     reqs = [BACKEND_REQUIREMENTS]
     if gsplat:
         reqs.append(REPO / "backend" / "requirements-cuda.txt")
-    return build_env(REPO / ".venv", "3.11", reqs)
+    return build_env(venv or REPO / ".venv", "3.11", reqs)
 
 
 def setup_test() -> None:
@@ -90,10 +90,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["backend", "test"])
     parser.add_argument("--gsplat", action="store_true", help="also install gsplat (CUDA machines)")
+    parser.add_argument("--venv", type=Path, help="where to make the backend environment (default: .venv here)")
     args = parser.parse_args()
     try:
         if args.what == "backend":
-            setup_backend(args.gsplat)
+            python = setup_backend(args.gsplat, args.venv)
+            print(f"setup: backend Python is {python}", flush=True)
         else:
             setup_test()
     except subprocess.CalledProcessError as exc:
