@@ -44,10 +44,16 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
     from .pipeline import prepare_job, reconstruct
     from .progress import Progress, emit_json
+    from .temporal import Smoothing
 
     output = Path(args.output)
+    try:
+        groups = {name: float(value) for name, value in (item.split("=", 1) for item in args.smooth_group)}
+        smoothing = Smoothing.parse(args.smooth, groups)
+    except ValueError as exc:
+        raise InputError(None, f"--smooth-group: {exc} (use NAME=STRENGTH)") from None
     job = prepare_job(Path(args.footage), output, Path(args.flame), Path(args.weights), args.device, args.start,
-                      args.end, args.batch_size, args.per_frame_shape)
+                      args.end, args.batch_size, args.per_frame_shape, smoothing)
     progress = Progress(args.progress, total=job.end - job.start)
     if job.is_demo:
         progress.message("using demo weights (stand-ins, not SHeaP/FLAME): the head is not a real reconstruction")
@@ -120,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--start", type=int, default=0, help="first frame (0-based)")
     rec.add_argument("--end", type=int, default=None, help="frame after the last (default: the clip's end)")
     rec.add_argument("--batch-size", type=int, default=16)
+    rec.add_argument("--smooth", type=float, default=0.0,
+                     help="temporal smoothing from 0 (off, the raw prediction) to 1 (strongest); zero lag")
+    rec.add_argument("--smooth-group", action="append", default=[], metavar="GROUP=S",
+                     help="per-group strength: expression, eyelids, jaw, head, eyes, translation (repeatable)")
     rec.add_argument("--per-frame-shape", action="store_true",
                      help="keep each frame's identity instead of one per clip (research use)")
     rec.add_argument("--progress", choices=["bar", "json", "none"], default="bar" if sys.stderr.isatty() else "none")

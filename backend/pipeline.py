@@ -8,12 +8,13 @@ per-frame parameters (a few KB a frame) are kept until the end.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from .crop import BoxSmoother, box_from_landmarks, crop_image
 from .face_tracker import FaceTracker
 from .footage import Footage, open_footage
 from .predictor import CROP_SIZE, Predictor, resolve_device
+from .temporal import Smoothing, aggregate_identity, clean_params, fill_gaps
 
 FOV_DEG = 14.2539  # SHeaP's camera (FACTS.md)
 _END = object()
@@ -135,25 +137,6 @@ def iterate_crops(footage: Footage, start: int, end: int | None, stop: threading
             thread.join(timeout=5)
 
 
-def interpolate_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Fill rows of invalid frames linearly from the nearest valid ones (held at the ends)."""
-    if valid.all():
-        return values
-    known = np.flatnonzero(valid)
-    frames = np.arange(len(valid))
-    left = known[np.clip(np.searchsorted(known, frames, side="right") - 1, 0, len(known) - 1)]
-    right = known[np.clip(np.searchsorted(known, frames), 0, len(known) - 1)]
-    span = np.maximum(right - left, 1)
-    t = np.clip((frames - left) / span, 0.0, 1.0)[:, None]
-    return ((1 - t) * values[left] + t * values[right]).astype(values.dtype)
-
-
-def aggregate_identity(shape: np.ndarray, valid: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """One FLAME identity for the clip: the confidence-weighted mean over frames with a face."""
-    weights = np.where(valid, np.maximum(confidence, 1e-3), 0.0)
-    return (weights[:, None] * shape).sum(axis=0) / weights.sum()
-
-
 @dataclass
 class ReconstructJob:
     footage: Footage
@@ -163,6 +146,7 @@ class ReconstructJob:
     end: int | None = None
     batch_size: int = 16
     per_frame_shape: bool = False
+    smoothing: Smoothing = field(default_factory=Smoothing)
 
     @property
     def is_demo(self) -> bool:
@@ -211,14 +195,17 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
     if not valid_mask.any():
         raise InputError(job.footage.path, "no face found in any frame")
 
-    per_frame = {name: interpolate_invalid(np.concatenate(chunks).astype(np.float32), valid_mask)
-                 for name, chunks in outputs.items()}
-    per_frame["crop_box"] = interpolate_invalid(np.array(boxes, dtype=np.float32), valid_mask)
+    per_frame = {name: np.concatenate(chunks).astype(np.float32) for name, chunks in outputs.items()}
     confidence_arr = np.array(confidence, dtype=np.float32)
+    known = {name: per_frame.pop(name) for name in PER_FRAME if name != "crop_box"}
+    params, outliers = clean_params(known, valid_mask, job.smoothing, job.footage.fps)
+    params["crop_box"] = fill_gaps(np.array(boxes, dtype=np.float32), valid_mask)
     if not job.per_frame_shape:
-        per_frame["shape"][:] = aggregate_identity(per_frame["shape"], valid_mask, confidence_arr)
-    params = {name: per_frame.pop(name) for name in PER_FRAME}
-    per_frame["confidence"] = confidence_arr
+        head_pose = params["torso_pose"] + params["neck_pose"]  # small angles: the sum is the head's tilt
+        params["shape"][:] = aggregate_identity(params["shape"], valid_mask & ~outliers, confidence_arr, head_pose)
+    extra = {name: fill_gaps(value, valid_mask) for name, value in per_frame.items()}
+    extra["confidence"] = confidence_arr
+    extra["outlier"] = outliers.astype(np.uint8)
     metadata = {
         "footage": os.fspath(job.footage.path),
         "width": str(job.footage.width),
@@ -232,12 +219,14 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
         "backend_version": __version__,
         "demo": "true" if job.is_demo else "false",
         "identity": "per-frame" if job.per_frame_shape else "clip",
+        "smoothing": json.dumps({"strength": job.smoothing.strength, **job.smoothing.groups}),
     }
-    return Result(np.array(indices, dtype=np.int64), valid_mask, params, per_frame, metadata)
+    return Result(np.array(indices, dtype=np.int64), valid_mask, params, extra, metadata)
 
 
 def prepare_job(footage: Path, output: Path, flame: Path, weights: Path, device: str = "auto", start: int = 0,
                 end: int | None = None, batch_size: int = 16, per_frame_shape: bool = False,
+                smoothing: Smoothing | None = None,
                 load_predictor: Callable[[Path, torch.device], Predictor] = Predictor,
                 load_flame: Callable[[Path], FlameModel] = load_flame) -> ReconstructJob:
     """Check everything that can be refused before the first frame is decoded, and build the job."""
@@ -251,4 +240,4 @@ def prepare_job(footage: Path, output: Path, flame: Path, weights: Path, device:
         raise InputError(clip.path, f"frame range {start}..{end} is outside the clip's 0..{clip.frame_count}")
     model = load_flame(flame)
     predictor = load_predictor(weights, resolve_device(device))
-    return ReconstructJob(clip, predictor, model, start, end, batch_size, per_frame_shape)
+    return ReconstructJob(clip, predictor, model, start, end, batch_size, per_frame_shape, smoothing or Smoothing())

@@ -3,7 +3,8 @@
 Blender starts it once and keeps it: torch, the model and FLAME stay loaded between runs.
 Requests (one JSON object a line on stdin):
     {"cmd": "reconstruct", "id": 1, "footage": ..., "output": ..., "flame": ..., "weights": ...,
-     "device": "auto", "start": 0, "end": null, "batch_size": 16, "per_frame_shape": false}
+     "device": "auto", "start": 0, "end": null, "batch_size": 16, "per_frame_shape": false,
+     "smooth": 0.0, "smooth_groups": {"expression": 0.3, "jaw": 0.1}}
     {"cmd": "cancel"}   {"cmd": "ping"}   {"cmd": "quit"}
 Events (one JSON object a line on stdout): ready, log, progress, done, cancelled, error, pong.
 Only plain data crosses the pipe; errors travel as one line of text.
@@ -28,6 +29,7 @@ from sheap_blender.core.result_format import write_result
 from . import __version__
 from .pipeline import Cancelled, prepare_job, reconstruct
 from .predictor import Predictor
+from .temporal import Smoothing
 
 PROTOCOL_VERSION = 1
 
@@ -83,6 +85,7 @@ class Server:
                 Path(request["footage"]), output, Path(request["flame"]), Path(request["weights"]),
                 request.get("device", "auto"), int(request.get("start", 0)), request.get("end"),
                 int(request.get("batch_size", 16)), bool(request.get("per_frame_shape", False)),
+                Smoothing.parse(float(request.get("smooth", 0.0)), request.get("smooth_groups") or {}),
                 load_predictor=self.cache.predictor, load_flame=self.cache.flame,
             )
             if job.is_demo:
@@ -104,6 +107,8 @@ class Server:
             self.send("error", id=job_id, message=str(exc))
         except KeyError as exc:
             self.send("error", id=job_id, message=f"request lacks {exc.args[0]!r}")
+        except (TypeError, ValueError) as exc:
+            self.send("error", id=job_id, message=f"bad request: {exc}")
         except Exception as exc:  # noqa: BLE001 - the client shows one line; the trace goes to stderr
             traceback.print_exc(file=sys.stderr)
             self.send("error", id=job_id, message=f"backend failed: {type(exc).__name__}: {exc}".splitlines()[0])

@@ -180,7 +180,7 @@ def main() -> None:
             print(f"  end to end / slowest stage alone = {ratio:.2f} (goal >= 0.85)")
         if not args.skip_memory:
             seconds = (10, 50) if args.quick else (60, 300)
-            print(f"\n== peak memory of `reconstruct` (small demo predictor) for {seconds[0]} s and {seconds[1]} s clips")
+            print(f"\n== peak memory of `reconstruct` (small demo predictor), {seconds[0]} s and {seconds[1]} s clips")
             small = write_demo_predictor(work)
             (short, mb_short), (long, mb_long) = measure_memory(work, flame_pkl, small, seconds)
             print(f"  {long} s / {short} s peak memory = {mb_long / mb_short:.3f} (goal: within 10%)")
