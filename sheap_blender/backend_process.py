@@ -41,7 +41,8 @@ def default_backend_python() -> Path:
 class BackendProcess:
     """One running `python -m backend serve`; events arrive on `self.events` (a queue of dicts)."""
 
-    def __init__(self, python: str | os.PathLike, startup_timeout: float = 120.0):
+    def __init__(self, python: str | os.PathLike):
+        """Spawn the process (fast); `wait_ready()` then waits until torch and the server are up."""
         self.python = Path(python)
         if not self.python.is_file():
             raise BackendError(f"{self.python}: backend Python not found (run 'Set up backend' or set it in the "
@@ -64,8 +65,12 @@ class BackendProcess:
             raise BackendError(f"{self.python}: cannot start the backend ({exc.strerror})") from None
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        ready = self.wait_for(("ready",), timeout=startup_timeout)
-        self.info = ready
+        self.info: dict | None = None
+
+    def wait_ready(self, timeout: float = 120.0) -> dict:
+        if self.info is None:
+            self.info = self.wait_for(("ready",), timeout=timeout)
+        return self.info
 
     def _read_stdout(self) -> None:
         for line in self.process.stdout:

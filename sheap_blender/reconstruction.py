@@ -1,0 +1,164 @@
+"""One "Reconstruct Head" run against the warm backend, driven by polling (no bpy here).
+
+The operator drives it from a timer in the UI (modal) or in a loop in background mode; either
+way nothing blocks for long: `poll()` drains whatever events have arrived and updates the state.
+The backend is kept between runs (torch and the model stay loaded); after a death or a cancel it
+is dropped, and the next run starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backend_process import BackendError, BackendProcess
+
+_warm: BackendProcess | None = None
+_warm_lock = threading.Lock()
+
+
+def warm_backend(python: str) -> BackendProcess:
+    """The running backend for this interpreter path, started if needed (waits while torch loads)."""
+    global _warm
+    with _warm_lock:  # held only to spawn: a cancel must be able to kill a backend that is starting
+        if _warm is not None and (not _warm.alive or os.fspath(_warm.python) != os.fspath(python)):
+            _warm.kill()
+            _warm = None
+        if _warm is None:
+            _warm = BackendProcess(python)
+        backend = _warm
+    backend.wait_ready()
+    return backend
+
+
+def drop_backend(now: bool = False) -> None:
+    """Stop the warm backend: politely, or at once (`now`) after a failure or a cancel."""
+    global _warm
+    with _warm_lock:
+        backend, _warm = _warm, None
+    if backend is None:
+        return
+    if now:
+        backend.kill()
+    else:
+        backend.close()
+
+
+def current_backend() -> BackendProcess | None:
+    return _warm
+
+
+@dataclass
+class Request:
+    footage: str
+    output: str
+    flame: str
+    weights: str
+    backend_python: str
+    device: str = "auto"
+    start: int = 0
+    end: int | None = None
+    batch_size: int = 16
+    smooth: float = 0.0
+    smooth_groups: dict[str, float] = field(default_factory=dict)
+
+    def fields(self) -> dict:
+        """What travels to the backend (plain data only)."""
+        return {"footage": self.footage, "output": self.output, "flame": self.flame, "weights": self.weights,
+                "device": self.device, "start": self.start, "end": self.end, "batch_size": self.batch_size,
+                "smooth": self.smooth, "smooth_groups": self.smooth_groups}
+
+
+class Reconstruction:
+    """States: starting -> running -> done | failed | cancelled. Read `status_line` for the UI."""
+
+    def __init__(self, request: Request):
+        self.request = request
+        self.state = "starting"
+        self.error = ""
+        self.result_path = ""
+        self.frame = 0
+        self.total = 0
+        self.fps = 0.0
+        self.demo = False
+        self.messages: list[str] = []
+        self._backend: BackendProcess | None = None
+        self._job_id: int | None = None
+        self._starter = threading.Thread(target=self._start, daemon=True)  # torch loads off the UI thread
+        self._starter.start()
+
+    def _start(self) -> None:
+        try:
+            backend = warm_backend(self.request.backend_python)
+            self._job_id = backend.reconstruct(**self.request.fields())
+            self._backend = backend
+        except BackendError as exc:
+            if self.state != "cancelled":
+                self.error = str(exc)
+                self.state = "failed"
+            drop_backend(now=True)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+    @property
+    def progress(self) -> float:
+        return self.frame / self.total if self.total else 0.0
+
+    @property
+    def status_line(self) -> str:
+        if self.state == "starting":
+            return "starting the backend (loading torch and the model)..."
+        if self.state == "running":
+            return f"frame {self.frame}/{self.total} - {self.fps:.0f} fps" if self.total else "reading footage..."
+        return {"done": "done", "failed": self.error, "cancelled": "cancelled"}[self.state]
+
+    def poll(self) -> None:
+        """Take in every event that has arrived; never blocks."""
+        if self.finished or self._backend is None:
+            return
+        self.state = "running"
+        for event in self._backend.drain():
+            kind = event.get("event")
+            if event.get("id") not in (None, self._job_id):
+                continue  # a late event of an earlier job
+            if kind == "progress":
+                self.frame, self.total, self.fps = event["frame"], event["total"], event["fps"]
+            elif kind == "log":
+                self.messages.append(event["message"])
+                self.demo = self.demo or "demo weights" in event["message"]
+            elif kind == "done":
+                self.result_path, self.demo = event["result"], bool(event.get("demo"))
+                self.state = "done"
+                return
+            elif kind in ("error", "cancelled"):
+                self.error = event.get("message", "cancelled")
+                self.state = "failed" if kind == "error" else "cancelled"
+                return
+            elif kind == "exited":
+                self.error = self._backend.death_message(event.get("code"))
+                self.state = "failed"
+                drop_backend(now=True)
+                return
+
+    def wait(self, on_progress=None, interval: float = 0.05) -> None:
+        """Block until finished (background mode); `on_progress(self)` after each poll that moved."""
+        self._starter.join()
+        last = -1
+        while not self.finished:
+            self.poll()
+            if on_progress is not None and self.frame != last:
+                last = self.frame
+                on_progress(self)
+            time.sleep(interval)
+
+    def cancel(self) -> None:
+        """Stop now: the backend process is ended (a new one starts next run), nothing is written."""
+        self.state = "cancelled"
+        self.error = "cancelled"
+        drop_backend(now=True)
+        Path(self.request.output).unlink(missing_ok=True)
