@@ -1,0 +1,111 @@
+"""The "SHeaP" sidebar tab (3D viewport and Movie Clip editor) and the per-scene settings it edits."""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from . import preferences
+
+
+class SHEAP_SceneSettings(bpy.types.PropertyGroup):
+    source: bpy.props.EnumProperty(
+        name="Footage",
+        items=[("CLIP", "Movie clip", "The active movie clip (video or image sequence)"),
+               ("FILE", "File", "A video file, an image folder or one image")],
+        default="CLIP",
+    )
+    clip: bpy.props.PointerProperty(name="Clip", type=bpy.types.MovieClip)
+    file: bpy.props.StringProperty(name="File", subtype="FILE_PATH")
+    start: bpy.props.IntProperty(name="First frame", default=0, min=0, description="First footage frame (0-based)")
+    end: bpy.props.IntProperty(name="End frame", default=0, min=0,
+                               description="Footage frame after the last; 0: to the end of the clip")
+    smooth: bpy.props.FloatProperty(name="Temporal smoothing", default=0.0, min=0.0, max=1.0,
+                                    description="0: the raw per-frame prediction; 1: strongest (no lag)")
+    gaussians: bpy.props.BoolProperty(name="Gaussian preview", default=False,
+                                      description="Show the head's Gaussian point cloud attached to the rig")
+    cancel_requested: bpy.props.BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
+
+    def chosen_clip(self, context) -> bpy.types.MovieClip | None:
+        if self.clip is not None:
+            return self.clip
+        space = context.space_data
+        if space is not None and space.type == "CLIP_EDITOR" and space.clip is not None:
+            return space.clip
+        return context.scene.active_clip
+
+    def footage_path(self, context) -> str:
+        """The footage a run would read, or '' when none is chosen."""
+        if self.source == "FILE":
+            return bpy.path.abspath(self.file) if self.file else ""
+        from .reconstruct_operator import footage_of_clip
+
+        clip = self.chosen_clip(context)
+        return footage_of_clip(clip) if clip is not None else ""
+
+
+class _SheapPanel:
+    bl_label = "SHeaP"
+    bl_category = "SHeaP"
+    bl_region_type = "UI"
+
+    def draw(self, context):
+        from .reconstruct_operator import active_run
+
+        layout = self.layout
+        settings = context.scene.sheap
+        layout.prop(settings, "source", expand=True)
+        if settings.source == "CLIP":
+            layout.prop(settings, "clip")
+        else:
+            layout.prop(settings, "file")
+        row = layout.row(align=True)
+        row.prop(settings, "start")
+        row.prop(settings, "end")
+        layout.prop(settings, "smooth", slider=True)
+        layout.prop(settings, "gaussians")
+
+        prefs = preferences.get_preferences(context)
+        if prefs is not None:
+            flame = bpy.path.abspath(prefs.flame_path) if prefs.flame_path else ""
+            weights = prefs.weights_path()
+            for problem, step in preferences.readiness(prefs.python_path(), flame, weights):
+                box = layout.box()
+                box.label(text=problem, icon="ERROR")
+                box.label(text=step)
+            if preferences.is_demo_weights(weights) or preferences.is_demo_flame(flame):
+                layout.label(text="demo weights: not a real reconstruction", icon="INFO")
+
+        run = active_run()
+        if run is not None and not run.finished:
+            layout.progress(factor=run.progress, text=run.status_line)  # UILayout.progress: Blender 4.0+
+            layout.operator("sheap.cancel", icon="CANCEL")
+        else:
+            footage = settings.footage_path(context)
+            row = layout.row()
+            row.enabled = bool(footage) and (os.path.exists(footage) or "%" in footage)
+            row.scale_y = 1.5
+            row.operator("sheap.reconstruct_head", icon="USER")
+        layout.operator("sheap.import_result", icon="IMPORT")
+
+
+class SHEAP_PT_view3d(_SheapPanel, bpy.types.Panel):
+    bl_idname = "SHEAP_PT_view3d"
+    bl_space_type = "VIEW_3D"
+
+
+class SHEAP_PT_clip(_SheapPanel, bpy.types.Panel):
+    bl_idname = "SHEAP_PT_clip"
+    bl_space_type = "CLIP_EDITOR"
+
+
+classes = (SHEAP_SceneSettings, SHEAP_PT_view3d, SHEAP_PT_clip)
+
+
+def register_properties() -> None:
+    bpy.types.Scene.sheap = bpy.props.PointerProperty(type=SHEAP_SceneSettings)
+
+
+def unregister_properties() -> None:
+    del bpy.types.Scene.sheap

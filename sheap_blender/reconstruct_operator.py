@@ -1,0 +1,191 @@
+"""`bpy.ops.sheap.reconstruct_head`: footage -> backend -> result -> FLAME rig in the scene.
+
+In the UI it is modal: a timer drains the backend's events, the status bar and the panel show
+"frame 812/2400 - 24 fps", Esc or the panel's Cancel stops it within a second (the backend
+process is ended). In background mode (`blender -b`, bpy as a module) it runs synchronously and
+prints progress lines on stdout. The scene is touched only at the very end, by the importer,
+which builds everything or nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import bpy
+
+from . import preferences
+from .reconstruction import Reconstruction, Request
+
+_active: Reconstruction | None = None  # the run the panel shows (one at a time)
+
+
+def active_run() -> Reconstruction | None:
+    return _active
+
+
+def footage_of_clip(clip: bpy.types.MovieClip) -> str:
+    """What the backend reads for a movie clip: the file, or the folder of an image sequence."""
+    path = bpy.path.abspath(clip.filepath)
+    return os.path.dirname(path) if clip.source == "SEQUENCE" else path
+
+
+def result_path_for(footage: str) -> Path:
+    """Where the result goes: beside the .blend when saved, else in the extension's user folder."""
+    stem = Path(footage.rstrip("/\\")).name
+    stem = re.sub(r"[^\w.-]+", "_", Path(stem).stem if Path(stem).suffix else stem) or "footage"
+    folder = Path(bpy.path.abspath("//sheap_results")) if bpy.data.filepath else preferences.user_dir() / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{stem}.sheap.safetensors"
+
+
+class SHEAP_OT_reconstruct_head(bpy.types.Operator):
+    """Reconstruct an animated FLAME head from the footage with SHeaP"""
+
+    bl_idname = "sheap.reconstruct_head"
+    bl_label = "Reconstruct Head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    footage: bpy.props.StringProperty(name="Footage", subtype="FILE_PATH",
+                                      description="Video, image folder, printf pattern or image; "
+                                                  "empty: the panel's choice")
+    flame: bpy.props.StringProperty(name="FLAME", subtype="FILE_PATH", description="Empty: the preferences'")
+    weights: bpy.props.StringProperty(name="Weights", subtype="FILE_PATH", description="Empty: the preferences'")
+    backend_python: bpy.props.StringProperty(name="Backend Python", subtype="FILE_PATH",
+                                             description="Empty: the preferences'")
+    device: bpy.props.EnumProperty(name="Device", items=[("PREFS", "Preferences", ""), ("auto", "Auto", ""),
+                                                         ("cuda", "CUDA", ""), ("cpu", "CPU", "")], default="PREFS")
+    frame_start: bpy.props.IntProperty(name="First frame", default=-1, min=-1,
+                                       description="First footage frame (0-based); -1: the panel's")
+    frame_end: bpy.props.IntProperty(name="End frame", default=-1, min=-1,
+                                     description="Footage frame after the last; -1: the panel's / the clip's end")
+    batch_size: bpy.props.IntProperty(name="Batch size", default=0, min=0, description="0: the preferences'")
+    smooth: bpy.props.FloatProperty(name="Smoothing", default=-1.0, min=-1.0, max=1.0,
+                                    description="0 off .. 1 strongest; -1: the panel's")
+    onto_selected: bpy.props.BoolProperty(name="Onto selected rig", default=False)
+
+    # -- gathering the request ------------------------------------------------------------------
+    def _request(self, context) -> Request | str:
+        """The run's request, or the one-line reason it cannot start."""
+        prefs = preferences.get_preferences(context)
+        settings = context.scene.sheap
+        footage = bpy.path.abspath(self.footage) if self.footage else settings.footage_path(context)
+        if not footage:
+            return "No footage: choose a movie clip or a file in the SHeaP panel"
+        if not os.path.exists(footage) and "%" not in footage:
+            return f"{footage}: footage not found"
+        flame = bpy.path.abspath(self.flame) if self.flame else (prefs and bpy.path.abspath(prefs.flame_path)) or ""
+        weights = bpy.path.abspath(self.weights) if self.weights else (prefs.weights_path() if prefs else "")
+        python = (bpy.path.abspath(self.backend_python) if self.backend_python
+                  else prefs.python_path() if prefs else str(preferences.default_backend_python()))
+        problems = preferences.readiness(python, flame, weights)
+        if problems:
+            return f"{problems[0][0]}: {problems[0][1]}"
+        start = self.frame_start if self.frame_start >= 0 else settings.start
+        end = self.frame_end if self.frame_end >= 0 else (settings.end if settings.end > 0 else None)
+        smooth = self.smooth if self.smooth >= 0 else settings.smooth
+        return Request(
+            footage=footage, output=str(result_path_for(footage)), flame=flame, weights=weights,
+            backend_python=python,
+            device=self.device if self.device != "PREFS" else (prefs.device if prefs else "auto"),
+            start=start, end=end, batch_size=self.batch_size or (prefs.batch_size if prefs else 16), smooth=smooth,
+        )
+
+    # -- finishing: the only place the scene changes ----------------------------------------------
+    def _finish(self, context, run: Reconstruction) -> set[str]:
+        global _active
+        _active = None
+        if run.state != "done":
+            if run.state == "cancelled":
+                self.report({"WARNING"}, "SHeaP: cancelled; the scene is unchanged")
+            else:
+                self.report({"ERROR"}, f"SHeaP: {run.error}")
+            return {"CANCELLED"}
+        from .core.errors import InputError
+        from .importer import import_result
+
+        try:
+            made = import_result(context, run.result_path, run.request.flame, onto_selected=self.onto_selected)
+        except InputError as exc:
+            self.report({"ERROR"}, f"SHeaP: {exc}")
+            return {"CANCELLED"}
+        note = " (demo weights: not a real reconstruction)" if run.demo else ""
+        self.report({"WARNING" if run.demo else "INFO"},
+                    f"SHeaP: {run.total} frames reconstructed into {made.collection.name}{note}")
+        return {"FINISHED"}
+
+    # -- synchronous path (background mode, scripts) ---------------------------------------------
+    def execute(self, context):
+        request = self._request(context)
+        if isinstance(request, str):
+            self.report({"ERROR"}, f"SHeaP: {request}")
+            return {"CANCELLED"}
+        run = Reconstruction(request)
+        started = time.perf_counter()
+
+        def show(run: Reconstruction) -> None:
+            print(f"SHeaP: {run.status_line}", flush=True)
+
+        run.wait(on_progress=show)
+        for message in run.messages:
+            print(f"SHeaP: {message}", flush=True)
+        print(f"SHeaP: backend finished in {time.perf_counter() - started:.1f} s: {run.state}", file=sys.stdout,
+              flush=True)
+        return self._finish(context, run)
+
+    # -- modal path (the UI) -----------------------------------------------------------------------
+    def invoke(self, context, event):
+        global _active
+        if bpy.app.background:
+            return self.execute(context)
+        if _active is not None and not _active.finished:
+            self.report({"ERROR"}, "SHeaP: a reconstruction is already running")
+            return {"CANCELLED"}
+        request = self._request(context)
+        if isinstance(request, str):
+            self.report({"ERROR"}, f"SHeaP: {request}")
+            return {"CANCELLED"}
+        _active = Reconstruction(request)
+        self._run = _active
+        context.scene.sheap.cancel_requested = False
+        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.window_manager.progress_begin(0, 1)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        run = self._run
+        if event.type == "ESC" or context.scene.sheap.cancel_requested:
+            run.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        run.poll()
+        context.window_manager.progress_update(run.progress)
+        context.workspace.status_text_set(f"SHeaP: {run.status_line}")
+        for area in context.screen.areas:
+            if area.type in ("VIEW_3D", "CLIP_EDITOR"):
+                area.tag_redraw()
+        if not run.finished:
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        context.scene.sheap.cancel_requested = False
+        return self._finish(context, run)
+
+
+class SHEAP_OT_cancel(bpy.types.Operator):
+    """Stop the running reconstruction (the scene stays as it was)"""
+
+    bl_idname = "sheap.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        context.scene.sheap.cancel_requested = True
+        return {"FINISHED"}
+
+
+classes = (SHEAP_OT_reconstruct_head, SHEAP_OT_cancel)
