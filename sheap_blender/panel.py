@@ -74,7 +74,7 @@ class _SheapPanel:
                 box = layout.box()
                 box.label(text=problem, icon="ERROR")
                 box.label(text=step)
-            if preferences.is_demo_weights(weights) or preferences.is_demo_flame(flame):
+            if preferences.is_demo_file(weights) or preferences.is_demo_file(flame):
                 layout.label(text="demo weights: not a real reconstruction", icon="INFO")
 
         run = active_run()

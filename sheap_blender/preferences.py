@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -37,9 +38,18 @@ def get_preferences(context=None):
     return addon.preferences if addon else None
 
 
-def is_demo_weights(path: str) -> bool:
-    """A TorchScript archive of the project's stand-in predictor (its code names `sheap_demo`)."""
-    try:
+@functools.lru_cache(maxsize=16)
+def _is_demo_file(path: str, mtime_ns: int) -> bool:
+    """Cached by modification time: the panel asks on every redraw."""
+    if path.endswith(".safetensors"):  # a converted FLAME made from the stand-in
+        from .core.errors import InputError
+        from .core.safetensors_file import read_metadata
+
+        try:
+            return read_metadata(path).get("demo") == "true"
+        except InputError:
+            return False
+    try:  # a TorchScript archive of the stand-in predictor: its code names `sheap_demo`
         with zipfile.ZipFile(path) as archive:
             return any(name.endswith(".py") and b"sheap_demo" in archive.read(name)
                        for name in archive.namelist() if "/code/" in name)
@@ -47,16 +57,11 @@ def is_demo_weights(path: str) -> bool:
         return False
 
 
-def is_demo_flame(path: str) -> bool:
-    """A converted FLAME file made from the project's stand-in."""
-    if not path.endswith(".safetensors") or not os.path.isfile(path):
-        return False
-    from .core.safetensors_file import read_safetensors
-    from .core.errors import InputError
-
+def is_demo_file(path: str) -> bool:
+    """The project's stand-in weights or FLAME (so the UI can say "demo weights")."""
     try:
-        return read_safetensors(path)[1].get("demo") == "true"
-    except InputError:
+        return _is_demo_file(path, os.stat(path).st_mtime_ns)
+    except OSError:
         return False
 
 

@@ -61,6 +61,28 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     return tensors, {str(k): str(v) for k, v in metadata.items()}
 
 
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """Only the string metadata, reading just the header (cheap enough for a UI redraw)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(8)
+            if len(head) < 8:
+                raise InputError(path, "not a safetensors file (too short)")
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > _MAX_HEADER:
+                raise InputError(path, "not a safetensors file (bad header length)")
+            header = json.loads(stream.read(header_len))
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(path, "not a safetensors file (header is not JSON)") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return {str(k): str(v) for k, v in (metadata or {}).items()}
+
+
 def write_safetensors(
     path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
 ) -> None:
