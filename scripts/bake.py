@@ -1,0 +1,111 @@
+"""Batch-bake clips into .blend files, headless.
+
+    blender -b -P scripts/bake.py -- CLIP... --out DIR [--flame F] [--weights W] [--backend-python P]
+                                     [--rig FILE.blend] [--device auto|cpu|cuda] [--smooth S]
+    python scripts/bake.py -- CLIP... --out DIR ...        (where bpy is installed as a module)
+
+Each clip becomes DIR/<clip>.blend: a fresh scene with the FLAME rig, every frame keyed, the
+camera matched to the footage; or, with --rig, the given .blend with the animation baked onto
+the FLAME rig in it (the selected one, else the first this extension made). One backend stays
+warm for the whole batch. A clip that fails gets one line on stderr and the batch goes on; the
+exit code is 1 if any clip failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+    parser = argparse.ArgumentParser(prog="bake.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("clips", nargs="+", help="video files, image folders or printf patterns")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the .blend files")
+    parser.add_argument("--flame", help="FLAME .pkl or converted .safetensors (default: weights/flame.safetensors)")
+    parser.add_argument("--weights", help="SHeaP archive (default: weights/model_expressive.pt)")
+    parser.add_argument("--backend-python", help="the backend's Python (default: .venv/bin/python)")
+    parser.add_argument("--rig", type=Path, help="a .blend holding a FLAME rig made by this extension")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--smooth", type=float, default=0.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    args = parse_args(sys.argv)
+    if str(REPO) not in sys.path:  # a script, not the extension: it may use the repository's package
+        sys.path.insert(0, str(REPO))
+    import bpy
+
+    import sheap_blender
+    from sheap_blender.backend_process import default_backend_python
+    from sheap_blender.core.errors import InputError
+    from sheap_blender.importer import import_result
+    from sheap_blender.reconstruction import Reconstruction, Request, drop_backend
+
+    if not hasattr(bpy.types.Scene, "sheap"):
+        sheap_blender.register()
+    flame = args.flame or str(REPO / "weights" / "flame.safetensors")
+    weights = args.weights or str(REPO / "weights" / "model_expressive.pt")
+    python = args.backend_python or str(default_backend_python())
+    for label, path in (("FLAME", flame), ("SHeaP weights", weights), ("backend Python", python)):
+        if not os.path.isfile(path):
+            print(f"bake: {path}: {label} not found (see README)", file=sys.stderr, flush=True)
+            return 2
+    if args.rig is not None and not args.rig.is_file():
+        print(f"bake: {args.rig}: rig .blend not found", file=sys.stderr, flush=True)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    failures = 0
+    for clip in args.clips:
+        started = time.perf_counter()
+        name = Path(clip.rstrip("/\\")).stem or "clip"
+        target = args.out / f"{name}.blend"
+        result_path = args.out / f"{name}.sheap.safetensors"
+        if args.rig is not None:
+            bpy.ops.wm.open_mainfile(filepath=str(args.rig))
+        else:
+            bpy.ops.wm.read_factory_settings(use_empty=True)
+        run = Reconstruction(Request(footage=os.path.abspath(clip), output=str(result_path), flame=flame,
+                                     weights=weights, backend_python=python, device=args.device,
+                                     batch_size=args.batch_size, smooth=args.smooth))
+
+        def show(run: Reconstruction, name: str = name) -> None:
+            if run.total:
+                print(f"bake: {name}: {run.status_line}", flush=True)
+
+        run.wait(on_progress=show)
+        if run.state != "done":
+            print(f"bake: FAILED {clip}: {run.error}", file=sys.stderr, flush=True)
+            failures += 1
+            continue
+        try:
+            made = import_result(bpy.context, run.result_path, flame, onto_selected=args.rig is not None)
+        except InputError as exc:
+            print(f"bake: FAILED {clip}: {exc}", file=sys.stderr, flush=True)
+            failures += 1
+            continue
+        temporary = target.with_name(f".{target.name}.tmp.blend")
+        bpy.ops.wm.save_as_mainfile(filepath=str(temporary), copy=True)
+        os.replace(temporary, target)
+        demo = " [demo weights]" if run.demo else ""
+        print(f"bake: {clip} -> {target} ({run.total} frames, {made.collection.name}, "
+              f"{time.perf_counter() - started:.1f} s){demo}", flush=True)
+    drop_backend()
+    print(f"bake: {len(args.clips) - failures} baked, {failures} failed", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # bpy can hang in interpreter shutdown (FACTS.md): leave at once
