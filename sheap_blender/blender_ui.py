@@ -1,0 +1,101 @@
+"""Operators and menu entries; `register()` / `unregister()` for the package's `__init__`.
+
+`bpy.ops.sheap.import_result(filepath=RESULT, flame=FLAME)` imports a result file (the Python
+function `importer.import_result` does the same and returns what it made). Bad input is reported
+as one line and leaves the scene as it was.
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from .core.errors import InputError
+
+
+class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
+    """Import a SHeaP result file: FLAME head rig, baked animation and the footage camera"""
+
+    bl_idname = "sheap.import_result"
+    bl_label = "Import SHeaP Result"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".safetensors"
+    filter_glob: StringProperty(default="*.safetensors", options={"HIDDEN"})
+    flame: StringProperty(
+        name="FLAME model",
+        description="FLAME's generic_model.pkl or its converted .safetensors",
+        subtype="FILE_PATH",
+    )
+    target: EnumProperty(
+        name="Onto",
+        items=(
+            ("AUTO", "Same Result's Rig or New", "Re-animate the rig made from this file earlier, else build one"),
+            ("NEW", "New Rig", "Always build a new rig"),
+            ("SELECTED", "Selected Rig", "Replace the animation of the selected SHeaP rig"),
+        ),
+        default="AUTO",
+    )
+    frame_start: IntProperty(name="Start Frame", description="Scene frame of the clip's first frame", default=1)
+    set_scene: BoolProperty(
+        name="Set Up Scene",
+        description="Make its camera the scene camera; render size, fps and frame range from the clip",
+        default=True,
+    )
+
+    def execute(self, context):
+        from .importer import import_result
+
+        if not self.flame:
+            self.report({"ERROR"}, "choose the FLAME model (generic_model.pkl or its .safetensors)")
+            return {"CANCELLED"}
+        try:
+            imported = import_result(context, self.filepath, bpy.path.abspath(self.flame), target=self.target,
+                                     frame_start=self.frame_start, set_scene=self.set_scene)
+        except InputError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        for warning in imported.warnings:
+            self.report({"WARNING"}, warning)
+        self.report({"INFO"}, imported.summary())
+        return {"FINISHED"}
+
+
+def menu_import(self, context):
+    self.layout.operator(SHEAP_OT_import_result.bl_idname, text="SHeaP Result (.safetensors)")
+
+
+CLASSES = (SHEAP_OT_import_result,)
+
+
+def _modules():
+    """Every module with classes to register, in order (preferences first, panels last)."""
+    from . import panel, preferences, reconstruct_operator
+
+    return (preferences, None, reconstruct_operator, panel)
+
+
+def _classes() -> list:
+    classes = []
+    for module in _modules():
+        classes.extend(CLASSES if module is None else getattr(module, "classes", ()))
+    return classes
+
+
+def register() -> None:
+    from . import panel
+
+    for cls in _classes():
+        bpy.utils.register_class(cls)
+    panel.register_properties()
+    bpy.types.TOPBAR_MT_file_import.append(menu_import)
+
+
+def unregister() -> None:
+    from . import panel
+
+    bpy.types.TOPBAR_MT_file_import.remove(menu_import)
+    panel.unregister_properties()
+    for cls in reversed(_classes()):
+        bpy.utils.unregister_class(cls)

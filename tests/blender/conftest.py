@@ -1,0 +1,52 @@
+"""Extension tests under the real `bpy` module (Blender 4.5 / Python 3.11 and Blender 5.x / Python 3.13).
+
+A process that imported bpy can hang in interpreter shutdown (FACTS.md): once pytest has printed
+its summary and unconfigured, this conftest flushes and ends the process with os._exit(status).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+bpy = pytest.importorskip("bpy")
+
+_session = None
+
+
+def pytest_sessionstart(session):
+    global _session
+    _session = session
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    # pytest calls this after the terminal summary; the exit status is final by now
+    if _session is None or "bpy" not in sys.modules or os.environ.get("SHEAP_TESTS_NO_EXIT"):
+        return
+    status = int(_session.exitstatus)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def registered():
+    import sheap_blender
+
+    if not hasattr(bpy.types.Scene, "sheap"):  # registered once per process
+        sheap_blender.register()
+    yield
+
+
+@pytest.fixture
+def empty_scene():
+    """A factory-fresh, empty scene for each test."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    yield bpy.context.scene

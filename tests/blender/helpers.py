@@ -1,0 +1,214 @@
+"""Synthetic FLAME models and result files, a plain NumPy FLAME forward model, evaluation helpers.
+
+The reference forward model here is written from FACTS.md on its own: it shares no code with the
+rig (sheap_blender.core.rig_math), so agreement between the two is evidence, not tautology.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from sheap_blender.core.flame_model import FlameModel, save_flame
+from sheap_blender.core.result_format import PER_FRAME, Result, write_result
+
+PARENTS = np.array([-1, 0, 1, 1, 1])
+FOV = 14.2539
+
+
+def synthetic_flame(seed: int = 0, eyelids: bool = True, sha: str = "synthetic-flame") -> FlameModel:
+    """FLAME-sized random arrays with a head-like layout (metres, +Y up)."""
+    rng = np.random.default_rng(seed)
+    v = 5023
+    direction = rng.normal(size=(v, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    template = direction * np.array([0.08, 0.11, 0.1]) + np.array([0.0, 0.0, 0.0])
+    # joints near plausible places: torso low, neck, jaw, eyes
+    anchors = np.array([[0, -0.15, -0.02], [0, -0.08, -0.02], [0, -0.03, 0.02], [0.03, 0.03, 0.07],
+                        [-0.03, 0.03, 0.07]])
+    regressor = np.zeros((5, v))
+    for j in range(5):
+        nearest = np.argsort(np.linalg.norm(template - anchors[j], axis=1))[:12]
+        w = rng.random(12) + 0.1
+        regressor[j, nearest] = w / w.sum()
+    weights = np.zeros((v, 5))
+    closest = np.argmin(np.linalg.norm(template[:, None] - anchors[None], axis=2), axis=1)
+    for i in range(v):
+        k = rng.integers(1, 4)
+        joints = np.unique(np.concatenate([[closest[i]], rng.integers(0, 5, size=k - 1)]))
+        w = rng.random(len(joints)) + 0.05
+        weights[i, joints] = w / w.sum()
+    weights[: v // 4] = 0.0
+    weights[: v // 4, 1] = 1.0  # many exactly-1 weights, like FLAME's
+    faces = np.empty((9976, 3), dtype=np.int64)
+    for f in range(9976):
+        faces[f] = rng.choice(v, 3, replace=False)
+    return FlameModel(
+        v_template=template,
+        shapedirs=rng.normal(size=(v, 3, 400)) * 6e-4,
+        posedirs=rng.normal(size=(v, 3, 36)) * 2e-3,
+        j_regressor=regressor,
+        weights=weights,
+        faces=faces,
+        parents=PARENTS.copy(),
+        eyelid_dirs=rng.normal(size=(v, 3, 2)) * 1e-3 if eyelids else None,
+        source_sha256=sha,
+    )
+
+
+def write_flame(path: Path, model: FlameModel) -> Path:
+    save_flame(model, path)
+    return path
+
+
+def synthetic_result(n: int, seed: int = 1, width: int = 640, height: int = 480, footage: str = "clip.mp4",
+                     flame_sha: str = "synthetic-flame", demo: bool = False, valid_ratio: float = 0.85,
+                     fps: str = "29.97002997") -> Result:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    shape = np.repeat(rng.normal(size=(1, 300)) * 0.8, n, axis=0)
+    params = {
+        "shape": shape,
+        "expr": rng.normal(size=(n, 100)) * 0.8 + np.sin(t / 7.0),
+        "torso_pose": rng.normal(size=(n, 3)) * 0.08,
+        "neck_pose": rng.normal(size=(n, 3)) * 0.25,
+        "jaw_pose": np.abs(rng.normal(size=(n, 3))) * np.array([0.25, 0.03, 0.03]),
+        "eye_l_pose": rng.normal(size=(n, 3)) * 0.2,
+        "eye_r_pose": rng.normal(size=(n, 3)) * 0.2,
+        "eyelids": rng.random((n, 2)),
+        "cam_trans": rng.normal(size=(n, 3)) * np.array([0.01, 0.01, 0.05]),
+    }
+    # also a large rotation: exercises the quaternion path beyond small angles
+    params["neck_pose"][0] = [0.0, 2.5, 0.0]
+    size = rng.uniform(0.35, 0.6, size=n) * min(width, height)
+    cx = width / 2 + rng.uniform(-0.2, 0.2, size=n) * width
+    cy = height / 2 + rng.uniform(-0.15, 0.15, size=n) * height
+    params["crop_box"] = np.stack([cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2], axis=1)
+    params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+    assert set(params) == set(PER_FRAME)
+    valid = rng.random(n) < valid_ratio
+    valid[0] = True
+    metadata = {"footage": footage, "width": str(width), "height": str(height), "fps": fps, "frame_count": str(n),
+                "model_file": "synthetic.pt", "model_sha256": "0", "flame_sha256": flame_sha, "fov_deg": str(FOV),
+                "backend_version": "test", "demo": "true" if demo else "false", "identity": "clip"}
+    extra = {"confidence": valid.astype(np.float32)}
+    return Result(np.arange(n, dtype=np.int64), valid, params, extra, metadata)
+
+
+def write(path: Path, result: Result) -> Path:
+    write_result(path, result)
+    return path
+
+
+# ------------------------------------------------------------------------------ reference FLAME
+
+
+def rodrigues(r: np.ndarray) -> np.ndarray:
+    theta = np.linalg.norm(r)
+    if theta < 1e-12:
+        return np.eye(3)
+    k = r / theta
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
+
+
+def flame_forward(model: FlameModel, result: Result, frame: int) -> np.ndarray:
+    """FACTS.md's five steps for one result row, float64."""
+    p = {k: v[frame].astype(np.float64) for k, v in result.params.items()}
+    coeffs = np.concatenate([p["shape"], p["expr"]])
+    shaped = model.v_template + np.einsum("vck,k->vc", model.shapedirs, coeffs)
+    if model.eyelid_dirs is not None:
+        shaped = shaped + np.einsum("vck,k->vc", model.eyelid_dirs, p["eyelids"])
+    joints = model.j_regressor @ shaped
+    poses = [p["torso_pose"], p["neck_pose"], p["jaw_pose"], p["eye_l_pose"], p["eye_r_pose"]]
+    rots = [rodrigues(r) for r in poses]
+    features = np.concatenate([(rots[j] - np.eye(3)).ravel() for j in range(1, 5)])
+    posed = shaped + np.einsum("vck,k->vc", model.posedirs, features)
+    world = []
+    for j in range(5):
+        local = np.eye(4)
+        local[:3, :3] = rots[j]
+        local[:3, 3] = joints[j] - (joints[PARENTS[j]] if PARENTS[j] >= 0 else 0)
+        world.append(local if PARENTS[j] < 0 else world[PARENTS[j]] @ local)
+    skin = []
+    for j in range(5):
+        a = world[j].copy()
+        a[:3, 3] -= world[j][:3, :3] @ joints[j]
+        skin.append(a)
+    skin = np.stack(skin)  # (5, 4, 4)
+    blended = np.einsum("vj,jab->vab", model.weights, skin)
+    homogeneous = np.concatenate([posed, np.ones((len(posed), 1))], axis=1)
+    verts = np.einsum("vab,vb->va", blended, homogeneous)[:, :3]
+    return verts + p["cam_trans"]
+
+
+def reference_pixels(verts: np.ndarray, box: np.ndarray, fov: float = FOV) -> np.ndarray:
+    """docs/result-format.md's projection: SHeaP's camera, then the crop box."""
+    f = 112 / np.tan(np.radians(fov) / 2)
+    depth = 1 - verts[:, 2]
+    u = 112 + f * verts[:, 0] / depth
+    v = 112 - f * verts[:, 1] / depth
+    x0, y0, x1, y1 = box.astype(np.float64)
+    return np.stack([x0 + u * (x1 - x0) / 224, y0 + v * (y1 - y0) / 224], axis=1)
+
+
+# ------------------------------------------------------------------------------ Blender side
+
+
+def evaluated_flame_vertices(bpy, head, frame: int) -> np.ndarray:
+    """The head's evaluated vertices at a scene frame, in world space turned back to FLAME axes."""
+    scene = bpy.context.scene
+    scene.frame_set(frame)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = head.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        mesh.vertices.foreach_get("co", co)
+    finally:
+        evaluated.to_mesh_clear()
+    co = co.reshape(-1, 3).astype(np.float64)
+    matrix = np.array(evaluated.matrix_world, dtype=np.float64)
+    world = co @ matrix[:3, :3].T + matrix[:3, 3]
+    # Blender (x, y, z) = FLAME (x, -z, y)  =>  FLAME = (x, z, -y)
+    return np.stack([world[:, 0], world[:, 2], -world[:, 1]], axis=1)
+
+
+def datablock_counts(bpy) -> dict[str, int]:
+    data = bpy.data
+    names = ("objects", "meshes", "actions", "cameras", "images", "movieclips", "armatures", "collections",
+             "shape_keys")
+    counts = {name: len(getattr(data, name)) for name in names}
+    counts["markers"] = len(bpy.context.scene.timeline_markers)
+    return counts
+
+
+def scene_settings(bpy) -> dict:
+    scene = bpy.context.scene
+    r = scene.render
+    return {"fps": r.fps, "fps_base": r.fps_base, "res": (r.resolution_x, r.resolution_y), "start": scene.frame_start,
+            "end": scene.frame_end, "camera": scene.camera.name if scene.camera else None}
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """A minimal 8-bit RGB PNG writer (no dependency)."""
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].astype(np.uint8).tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def write_frames(folder: Path, n: int, width: int, height: int, first_number: int = 1) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        rgb = np.zeros((height, width, 3), dtype=np.uint8)
+        rgb[..., 0] = (i * 37) % 256
+        write_png(folder / f"frame_{first_number + i:04d}.png", rgb)
+    return folder
