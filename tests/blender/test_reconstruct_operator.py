@@ -1,0 +1,152 @@
+"""The "Reconstruct Head" operator under real bpy, with the real backend subprocess on the demo stand-ins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import bpy
+import pytest
+
+import sheap_blender
+from sheap_blender import reconstruction
+from sheap_blender.reconstruction import Reconstruction, Request
+
+REPO = Path(__file__).resolve().parents[2]
+BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
+DATABLOCKS = ("objects", "meshes", "armatures", "actions", "cameras", "images", "movieclips", "collections")
+
+pytestmark = pytest.mark.skipif(not BACKEND_PYTHON.is_file(), reason="the backend environment (.venv) is not set up")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("demo")
+    subprocess.run([str(BACKEND_PYTHON), "-m", "backend", "make-demo", str(directory)], cwd=REPO, check=True,
+                   capture_output=True)
+    return directory
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    if not hasattr(bpy.types.Scene, "sheap"):
+        sheap_blender.register()
+    yield
+    reconstruction.drop_backend()
+
+
+@pytest.fixture()
+def empty_scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    yield bpy.context.scene
+
+
+def counts() -> dict[str, int]:
+    return {name: len(getattr(bpy.data, name)) for name in DATABLOCKS}
+
+
+def run_operator(demo: Path, **overrides) -> set[str]:
+    arguments = dict(footage=str(demo / "astronaut.mp4"), flame=str(demo / "flame.safetensors"),
+                     weights=str(demo / "demo_sheap_model.pt"), backend_python=str(BACKEND_PYTHON), device="cpu",
+                     batch_size=4)
+    arguments.update(overrides)
+    return bpy.ops.sheap.reconstruct_head(**arguments)
+
+
+def backend_pids() -> list[int]:
+    """Processes running `-m backend serve` (ours are children of this test process)."""
+    out = subprocess.run(["pgrep", "-f", "-P", str(os.getpid()), "backend serve"], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def test_reconstruct_head_builds_a_keyed_rig(demo, empty_scene, capfd):
+    assert run_operator(demo) == {"FINISHED"}
+    scene = empty_scene
+    n_frames = 90
+    armatures = [o for o in scene.objects if o.type == "ARMATURE"]
+    meshes = [o for o in scene.objects if o.type == "MESH"]
+    assert len(armatures) == 1 and len(meshes) >= 1
+    head = next(o for o in meshes if o.data.shape_keys is not None)
+    key_names = {k.name for k in head.data.shape_keys.key_blocks}
+    assert {"identity", "exp000", "exp099"} <= key_names
+    assert scene.camera is not None and scene.camera.type == "CAMERA"
+    assert scene.render.resolution_x == 640 and scene.render.resolution_y == 480
+    assert scene.frame_end - scene.frame_start + 1 == n_frames
+    # every frame keyed on the shape keys and on the bones
+    from sheap_blender.animation import fcurves_of
+
+    key_curves = fcurves_of(head.data.shape_keys)
+    bone_curves = fcurves_of(armatures[0])
+    assert key_curves and bone_curves
+    assert all(len(fc.keyframe_points) == n_frames for fc in key_curves + bone_curves)
+    # and it plays: the evaluated head differs between two frames
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+
+    def first_vertex(frame: int) -> tuple[float, ...]:
+        scene.frame_set(frame)
+        evaluated = head.evaluated_get(depsgraph)
+        return tuple(evaluated.to_mesh().vertices[3000].co)
+
+    assert first_vertex(scene.frame_start) != first_vertex(scene.frame_start + 45)
+    assert "demo weights" in capfd.readouterr().out
+
+
+def test_background_run_prints_progress(demo, empty_scene, capfd):
+    assert run_operator(demo, frame_start=0, frame_end=20) == {"FINISHED"}
+    out = capfd.readouterr().out
+    assert "SHeaP: frame 20/20" in out
+
+
+def test_a_killed_backend_is_reported_and_the_next_run_works(demo, empty_scene, capfd):
+    before = counts()
+    killed = threading.Event()
+
+    def kill_when_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            backend = reconstruction.current_backend()
+            if backend is not None and backend.info is not None and not backend.events.empty():
+                backend.process.kill()
+                killed.set()
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=kill_when_running, daemon=True).start()
+    assert run_operator(demo, batch_size=1) == {"CANCELLED"}
+    assert killed.is_set()
+    assert "backend exited unexpectedly" in capfd.readouterr().err
+    assert counts() == before
+    assert run_operator(demo, frame_start=0, frame_end=12) == {"FINISHED"}
+
+
+def test_cancel_mid_run_is_quick_and_leaves_nothing(demo, empty_scene, tmp_path):
+    before = counts()
+    output = tmp_path / "cancelled.sheap.safetensors"
+    run = Reconstruction(Request(footage=str(demo / "astronaut.mp4"), output=str(output),
+                                 flame=str(demo / "flame.safetensors"), weights=str(demo / "demo_sheap_model.pt"),
+                                 backend_python=str(BACKEND_PYTHON), device="cpu", batch_size=1))
+    deadline = time.monotonic() + 120
+    while run.frame == 0 and not run.finished and time.monotonic() < deadline:
+        run.poll()
+        time.sleep(0.02)
+    assert run.state == "running" and 0 < run.frame < run.total
+    process = reconstruction.current_backend().process
+    started = time.perf_counter()
+    run.cancel()
+    assert time.perf_counter() - started < 1.0
+    assert run.finished and run.state == "cancelled"
+    assert process.poll() is not None and backend_pids() == []
+    assert not output.exists()
+    assert counts() == before
+
+
+def test_missing_inputs_are_refused_before_anything_starts(demo, empty_scene, capfd, tmp_path):
+    before = counts()
+    assert run_operator(demo, flame=str(tmp_path / "nope.pkl")) == {"CANCELLED"}
+    assert "FLAME not found" in capfd.readouterr().err
+    assert run_operator(demo, footage=str(tmp_path / "nope.mp4")) == {"CANCELLED"}
+    assert "footage not found" in capfd.readouterr().err
+    assert counts() == before
