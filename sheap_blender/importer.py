@@ -392,9 +392,11 @@ def import_result(
         raise
 
     # the old animation is replaced: drop what nothing uses any more
-    for action in old.values():
+    for role, action in old.items():
         if action is not None and action.users == 0 and action.get("sheap_action"):
+            name = action.name
             bpy.data.actions.remove(action)
+            actions[role].name = name  # the new action takes the old one's name
     for datablock in previous:
         if datablock.users == 0:
             (bpy.data.movieclips if isinstance(datablock, bpy.types.MovieClip) else bpy.data.images).remove(datablock)
