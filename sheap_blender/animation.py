@@ -70,8 +70,8 @@ def _new_fcurve(target: ActionTarget, channel: Channel, groups: dict):
 def write_channels(target: ActionTarget, frames: np.ndarray, channels: Iterable[Channel]) -> int:
     """Add one F-curve per channel with a linear key on every frame; returns the number of keys.
 
-    Frames must be increasing (no sort is needed then, and no `fcurve.update()`); linear keys
-    make sub-frame evaluation (motion blur) a plain interpolation between the per-frame values.
+    Frames must be increasing. Linear keys make sub-frame evaluation (motion blur) a plain
+    interpolation between the per-frame values.
     """
     frames = np.asarray(frames, dtype=np.float32)
     n = frames.shape[0]
@@ -89,9 +89,8 @@ def write_channels(target: ActionTarget, frames: np.ndarray, channels: Iterable[
         points.add(n)
         co[1::2] = values
         points.foreach_set("co", co)
-        points.foreach_set("handle_left", co)  # linear keys ignore handles; keep them on the key
-        points.foreach_set("handle_right", co)
         points.foreach_set("interpolation", interpolation)
+        fcurve.update()  # auto handles, as if keyed by hand: switching a key to Bezier later looks right
         total += n
     return total
 

@@ -49,9 +49,12 @@ def clip_identity(shape: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, flo
     """One identity for the clip: the rows of `shape` (all equal in normal use) or, when they differ,
     their mean over valid frames (all frames if none is valid). Also returns the largest deviation
     of a row from it (0 when the rows agree), for a warning."""
-    shape = np.asarray(shape, dtype=np.float64)
-    rows = shape[np.asarray(valid, dtype=bool)] if np.any(valid) else shape
-    identity = rows.mean(axis=0) if not np.all(shape == shape[:1]) else shape[0].copy()
+    shape = np.asarray(shape)
+    if np.array_equal(shape.min(axis=0), shape.max(axis=0)):
+        return shape[0].astype(np.float64), 0.0
+    valid = np.asarray(valid, dtype=bool)
+    rows = shape[valid] if np.any(valid) else shape
+    identity = rows.astype(np.float64).mean(axis=0)
     return identity, float(np.max(np.abs(shape - identity)))
 
 
@@ -73,7 +76,8 @@ class JointRegression:
         """(..., K) coefficients ([shape, expr(, eyelids)], missing trailing ones are zero) -> (..., 5, 3)."""
         c = np.asarray(coefficients, dtype=np.float64)
         k = c.shape[-1]
-        return self.template + np.einsum("jck,...k->...jc", self.dirs[..., :k], c)
+        flat = self.dirs[..., :k].reshape(-1, k)  # (15, K): one matrix product (BLAS)
+        return self.template + (c @ flat.T).reshape(c.shape[:-1] + self.template.shape)
 
 
 def identity_vertices(model: FlameModel, identity: np.ndarray) -> np.ndarray:
@@ -142,9 +146,9 @@ class RigAnimation:
 
 def rig_animation(model: FlameModel, result: Result) -> RigAnimation:
     """Compute the rig's rest joints and every animated channel for all frames of `result`."""
-    p = {name: np.asarray(value, dtype=np.float64) for name, value in result.params.items()}
+    p = {name: np.asarray(value, dtype=np.float64) for name, value in result.params.items() if name != "shape"}
     warnings = []
-    identity, spread = clip_identity(p["shape"], result.valid)
+    identity, spread = clip_identity(result.params["shape"], result.valid)
     if spread > 1e-6:
         warnings.append(f"identity differs between frames (up to {spread:.3g}); the rig uses their mean")
     regression = JointRegression.of(model)
