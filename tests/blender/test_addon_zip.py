@@ -1,0 +1,104 @@
+"""The extension zip: its layout, Blender's own validator, and an install into a throw-away user
+folder where the installed extension imports a result through its operator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import bpy
+import pytest
+from helpers import synthetic_flame, synthetic_result, write, write_flame
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run([sys.executable, str(REPO / "build_addon.py"), "--output-dir", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text())
+    path = out / f"sheap_blender-{manifest['version']}.zip"
+    assert path.is_file()
+    return path
+
+
+def test_manifest_fields():
+    manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text())
+    assert manifest["schema_version"] == "1.0.0"
+    assert manifest["id"] == "sheap_blender" and manifest["type"] == "add-on"
+    assert manifest["license"] == ["SPDX:GPL-3.0-or-later"]
+    assert manifest["blender_version_min"] == "4.2.0"
+    assert manifest["permissions"]["files"]
+
+
+def test_zip_layout(built):
+    with zipfile.ZipFile(built) as archive:
+        names = archive.namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    for module in ("importer.py", "rig.py", "animation.py", "scene_camera.py", "blender_ui.py", "core/rig_math.py",
+                   "core/camera.py", "core/rotation.py", "core/result_format.py", "core/flame_model.py"):
+        assert module in names, module
+    assert "backend_src/backend/__main__.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/")]
+    assert not [n for n in names if n.startswith("sheap_blender/")]  # package files sit at the root
+
+
+def _blender_ext() -> Path:
+    scripts = Path(bpy.utils.system_resource("SCRIPTS"))
+    path = scripts / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    if not path.is_file():
+        pytest.skip("this bpy has no bl_pkg command line")
+    return path
+
+
+def test_blender_validates_the_zip(built):
+    done = subprocess.run([sys.executable, str(_blender_ext()), "validate", str(built)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Success" in done.stdout
+
+
+INSTALL_SCRIPT = r"""
+import os, sys
+import bpy
+zip_path, result, flame = sys.argv[-3:]
+status = 1
+try:
+    assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
+                                                    enable_on_install=True) == {"FINISHED"}
+    module = sys.modules["bl_ext.user_default.sheap_blender"]
+    assert module.__file__.startswith(os.environ["BLENDER_USER_RESOURCES"]), module.__file__
+    bpy.ops.wm.read_homefile(use_empty=True)  # factory settings would reset the preferences (add-ons)
+    assert bpy.ops.sheap.import_result(filepath=result, flame=flame) == {"FINISHED"}
+    roots = [o for o in bpy.data.objects if o.get("sheap_role") == "root"]
+    print("installed-import-ok", len(roots), module.__file__, flush=True)
+    status = 0
+except BaseException:
+    import traceback
+    traceback.print_exc()
+finally:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+"""
+
+
+def test_installs_as_an_extension_and_imports(built, tmp_path):
+    _blender_ext()
+    result = write(tmp_path / "clip.sheap.safetensors", synthetic_result(6))
+    flame = write_flame(tmp_path / "flame.safetensors", synthetic_flame())
+    user = tmp_path / "blender_user"
+    user.mkdir()
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(user)}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(built), str(result), str(flame)], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "installed-import-ok 1" in done.stdout
