@@ -25,7 +25,7 @@ class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
     filter_glob: StringProperty(default="*.safetensors", options={"HIDDEN"})
     flame: StringProperty(
         name="FLAME model",
-        description="FLAME's generic_model.pkl or its converted .safetensors",
+        description="FLAME's generic_model.pkl or its converted .safetensors (empty: the one in the preferences)",
         subtype="FILE_PATH",
     )
     target: EnumProperty(
@@ -47,11 +47,12 @@ class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         from .importer import import_result
 
-        if not self.flame:
+        flame = self.flame or _preferred_flame(context)
+        if not flame:
             self.report({"ERROR"}, "choose the FLAME model (generic_model.pkl or its .safetensors)")
             return {"CANCELLED"}
         try:
-            imported = import_result(context, self.filepath, bpy.path.abspath(self.flame), target=self.target,
+            imported = import_result(context, self.filepath, bpy.path.abspath(flame), target=self.target,
                                      frame_start=self.frame_start, set_scene=self.set_scene)
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
@@ -60,6 +61,17 @@ class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, imported.summary())
         return {"FINISHED"}
+
+
+def _preferred_flame(context) -> str:
+    """The FLAME file set in the extension's preferences, if any."""
+    try:
+        from .preferences import get_preferences
+
+        prefs = get_preferences(context)
+    except Exception:  # noqa: BLE001 - preferences are optional here
+        return ""
+    return getattr(prefs, "flame_path", "") if prefs is not None else ""
 
 
 def menu_import(self, context):
