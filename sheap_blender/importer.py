@@ -350,6 +350,7 @@ def import_result(
             warnings.append(f"cannot show the footage {plan.path}: {str(exc).strip()}")
         if footage is not None:
             tx.add(footage)
+            footage["sheap_footage"] = True
         previous = scene_camera.set_background(camera.data, footage, plan, frame_start, result.n_frames)
         tx.undo_steps.append(lambda: _restore_background(camera.data, previous))
 
@@ -397,9 +398,13 @@ def import_result(
             name = action.name
             bpy.data.actions.remove(action)
             actions[role].name = name  # the new action takes the old one's name
-    for datablock in previous:
-        if datablock.users == 0:
-            (bpy.data.movieclips if isinstance(datablock, bpy.types.MovieClip) else bpy.data.images).remove(datablock)
+    # footage an earlier import loaded and nothing uses any more (background images do not count
+    # users reliably, so ask the user map)
+    ours = [d for d in previous if d.get("sheap_footage") and d is not footage]
+    if ours:
+        unused = [d for d, users in bpy.data.user_map(subset=ours).items() if not users]
+        if unused:
+            bpy.data.batch_remove(unused)
     view_layer.objects.active = arm
     if is_demo:
         warnings.insert(0, "demo weights: the stand-in predictor or FLAME was used, not a real reconstruction")

@@ -143,6 +143,10 @@ def test_image_sequence_background(empty_scene, flame, tmp_path):
     assert (user.frame_start, user.frame_offset, user.frame_duration) == (1, 3, 8)
     # scene frame 1 shows file number frame_offset + 1 = 4 = frame_0004.png, footage frame 3 (0-based)
     assert Path(background.image.filepath).name == "frame_0004.png"
+    # re-importing swaps the footage image instead of adding one
+    images = len(bpy.data.images)
+    import_result(None, path, flame, frame_start=1)
+    assert len(bpy.data.images) == images and camera.background_images[0].image.users >= 1
 
 
 def _write_video(path: Path, n: int, width: int, height: int) -> bool:
