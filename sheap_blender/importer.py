@@ -97,6 +97,19 @@ def rig_parts(root: bpy.types.Object) -> dict[str, bpy.types.Object]:
     return parts
 
 
+def _selected_rig(context: bpy.types.Context, rig_object: bpy.types.Object | None) -> bpy.types.Object | None:
+    """The rig of `rig_object`, else of the active object, else of a selected object, else the
+    scene's only SHeaP rig (a .blend holding one rig, opened by a script)."""
+    if rig_object is not None:
+        return rig_root(rig_object)
+    for obj in [context.active_object, *getattr(context, "selected_objects", ())]:
+        root = rig_root(obj)
+        if root is not None:
+            return root
+    roots = [o for o in context.scene.objects if o.get(ROLE) == "root" and o.get("sheap_rig")]
+    return roots[0] if len(roots) == 1 else None
+
+
 def _find_rig_for(scene: bpy.types.Scene, result_path: str) -> bpy.types.Object | None:
     for obj in scene.objects:
         if obj.get(ROLE) == "root" and obj.get("sheap_rig") and obj.get("sheap_result") == result_path:
@@ -261,7 +274,7 @@ def import_result(
 
     root = None
     if target == "SELECTED":
-        root = rig_root(rig_object or context.active_object)
+        root = _selected_rig(context, rig_object)
         if root is None:
             raise InputError(None, "no SHeaP rig is selected: select the rig (or any part of it) or import as new")
     elif target == "AUTO":

@@ -170,3 +170,23 @@ def test_rig_of_another_flame_is_refused(empty_scene, flame, tmp_path):
     with pytest.raises(InputError, match="another FLAME model"):
         import_result(None, path, other_flame)
     assert _snapshot() == before
+
+
+def test_saved_rig_reopened_and_reanimated(empty_scene, flame, tmp_path):
+    """A .blend holding one rig (as scripts/bake.py --rig uses it): saved, reopened, re-animated."""
+    path = write(tmp_path / "clip.sheap.safetensors", synthetic_result(N))
+    import_result(None, path, flame)
+    blend = tmp_path / "rig.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    bpy.context.view_layer.objects.active = None
+    head = next(o for o in bpy.data.objects if o.get("sheap_role") == "head")
+    model, result = load_flame(flame), read_result(path)
+    assert np.linalg.norm(evaluated_flame_vertices(bpy, head, 5) - flame_forward(model, result, 4), axis=1).max() < 1e-5
+    counts = datablock_counts(bpy)
+    other = write(tmp_path / "other.sheap.safetensors", synthetic_result(N, seed=11))
+    again = import_result(None, other, flame, onto_selected=True)
+    assert again.reused and again.head == head
+    assert datablock_counts(bpy) == counts
+    back = read_result(other)
+    assert np.linalg.norm(evaluated_flame_vertices(bpy, head, 3) - flame_forward(model, back, 2), axis=1).max() < 1e-5
