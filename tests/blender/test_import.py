@@ -186,3 +186,17 @@ def test_operator_reports_and_imports(empty_scene, flame, tmp_path):
     assert bpy.ops.sheap.import_result(filepath=str(path), flame=str(flame)) == {"FINISHED"}
     roots = [o for o in bpy.data.objects if o.get("sheap_role") == "root"]
     assert len(roots) == 1
+
+
+def test_crop_box_checks(empty_scene, flame, tmp_path):
+    from sheap_blender.core.errors import InputError
+
+    result = synthetic_result(5)
+    result.params["crop_box"][3, 3] = result.params["crop_box"][3, 1] + 10  # not square
+    imported = import_result(None, write(tmp_path / "skew.sheap.safetensors", result), flame)
+    assert any("not square" in w for w in imported.warnings)
+    result.params["crop_box"][2, 2] = result.params["crop_box"][2, 0]  # no area
+    objects = len(bpy.data.objects)
+    with pytest.raises(InputError, match="crop_box of row 2 has no area"):
+        import_result(None, write(tmp_path / "flat.sheap.safetensors", result), flame)
+    assert len(bpy.data.objects) == objects
