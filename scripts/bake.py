@@ -45,7 +45,6 @@ def main() -> int:
     import bpy
 
     import sheap_blender
-    from sheap_blender.backend_process import default_backend_python
     from sheap_blender.core.errors import InputError
     from sheap_blender.importer import import_result
     from sheap_blender.reconstruction import Reconstruction, Request, drop_backend
@@ -54,7 +53,7 @@ def main() -> int:
         sheap_blender.register()
     flame = args.flame or str(REPO / "weights" / "flame.safetensors")
     weights = args.weights or str(REPO / "weights" / "model_expressive.pt")
-    python = args.backend_python or str(default_backend_python())
+    python = args.backend_python or str(REPO / ".venv" / "bin" / "python")
     for label, path in (("FLAME", flame), ("SHeaP weights", weights), ("backend Python", python)):
         if not os.path.isfile(path):
             print(f"bake: {path}: {label} not found (see README)", file=sys.stderr, flush=True)

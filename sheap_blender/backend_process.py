@@ -32,10 +32,13 @@ def backend_root() -> Path:
     raise BackendError(f"the backend's code is missing (looked beside {PACKAGE_DIR})")
 
 
-def default_backend_python() -> Path:
-    """Where the set-up puts the backend's interpreter (.venv beside the backend's code)."""
-    root = backend_root()
-    return root / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def development_checkout() -> bool:
+    """True when running from the repository (the backend beside the package), not an installed zip."""
+    return backend_root() == PACKAGE_DIR.parent
 
 
 class BackendProcess:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bpy
 
-from .backend_process import backend_root, default_backend_python
+from .backend_process import backend_root, development_checkout, venv_python
 
 ADDON_ID = __package__
 WEIGHT_FILES = {"expressive": "model_expressive.pt", "paper": "model_paper.pt"}
@@ -29,6 +29,13 @@ def user_dir() -> Path:
         path = Path(bpy.utils.user_resource("SCRIPTS")) / "sheap_blender_data"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def default_backend_python() -> Path:
+    """The set-up's interpreter: `.venv` in a development checkout, else in the extension's user folder
+    (an installed extension's own folder is replaced on every update)."""
+    venv = backend_root() / ".venv" if development_checkout() else user_dir() / "backend-venv"
+    return venv_python(venv)
 
 
 def get_preferences(context=None):
