@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -103,14 +103,14 @@ def write_safetensors(
         offset += array.nbytes
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     header_bytes += b" " * (-len(header_bytes) % 8)  # keep the data 8-byte aligned
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # beside it: the rename stays atomic
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "xb") as out:  # (unlike mkstemp, honours the umask: the result is readable as usual)
             out.write(struct.pack("<Q", len(header_bytes)))
             out.write(header_bytes)
             for array in arrays:
                 out.write(array.tobytes())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -1,0 +1,143 @@
+"""Footage: a video file, a folder of images, a printf pattern (`frames/%04d.png`) or one image.
+
+`open_footage` checks what it can up front (the file exists, the first frame decodes) and
+`Footage.frames()` streams RGB frames one at a time, so memory does not grow with the clip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sheap_blender.core.errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr", ".jp2"}
+DEFAULT_IMAGE_FPS = 30.0
+
+
+def natural_key(path: Path) -> list:
+    """Sort key putting frame2 before frame10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An RGB uint8 image, or an InputError naming the file."""
+    if not path.is_file():
+        raise InputError(path, "image not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "image file is empty")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(path, "not an image OpenCV can read")
+    if bgr.dtype != np.uint8:  # 16-bit PNG/TIFF: scale to 8 bits
+        bgr = (bgr / np.iinfo(bgr.dtype).max * 255).round().astype(np.uint8)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class Footage:
+    path: Path
+    kind: str  # 'video', 'images' or 'image'
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    images: tuple[Path, ...] = ()  # the files of an image sequence, in order
+
+    def frames(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame index, RGB uint8 H x W x 3) for frames start..end-1, one at a time."""
+        end = self.frame_count if end is None else min(end, self.frame_count)
+        if self.kind == "video":
+            yield from self._video_frames(start, end)
+            return
+        for index in range(start, end):
+            image = read_image(self.images[index])
+            if image.shape[:2] != (self.height, self.width):
+                raise InputError(self.images[index], f"is {image.shape[1]}x{image.shape[0]}, but the sequence is "
+                                                     f"{self.width}x{self.height}")
+            yield index, image
+
+    def _video_frames(self, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            if start > 0:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+            for index in range(start, end):
+                ok, bgr = capture.read()
+                if not ok:
+                    return  # the container's frame count may be more than the stream holds
+                yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            capture.release()
+
+
+def _sequence(path: Path, images: list[Path], fps: float) -> Footage:
+    first = read_image(images[0])
+    height, width = first.shape[:2]
+    return Footage(path, "images", width, height, fps, len(images), tuple(images))
+
+
+def _open_pattern(pattern: str, fps: float) -> Footage:
+    """`frames/%04d.png`: every file the pattern matches, from its lowest number up to the first gap."""
+    path = Path(pattern)
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(path, f"folder {folder} not found")
+    regex = re.compile("^" + re.sub(r"%0?(\d*)d", lambda m: r"(\d{%s,})" % (m.group(1) or 1),
+                                    re.escape(path.name).replace(r"\%", "%")) + "$")
+    numbered = sorted((int(m.group(1)), folder / name) for name in os.listdir(folder)
+                      if (m := regex.match(name)))
+    if not numbered:
+        raise InputError(path, "no file matches this pattern")
+    first_number = numbered[0][0]
+    images = [p for i, (number, p) in enumerate(numbered) if number == first_number + i]
+    return _sequence(path, images, fps)
+
+
+def _open_video(path: Path) -> Footage:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise InputError(path, "not a video or image OpenCV can read")
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise InputError(path, "video holds no frame that can be decoded (corrupt or truncated?)")
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+    if not fps or not np.isfinite(fps) or fps <= 0:
+        fps = DEFAULT_IMAGE_FPS
+    if count <= 0:  # some containers do not say: count by decoding (no frames are kept)
+        count = sum(1 for _ in Footage(path, "video", frame.shape[1], frame.shape[0], fps, 1 << 40)._video_frames(
+            0, 1 << 40))
+    return Footage(path, "video", frame.shape[1], frame.shape[0], float(fps), count)
+
+
+def open_footage(path: str | os.PathLike, fps: float | None = None) -> Footage:
+    """Open any supported footage; `fps` overrides the rate of image sequences (default 30)."""
+    text = os.fspath(path)
+    image_fps = fps or DEFAULT_IMAGE_FPS
+    if "%" in Path(text).name:
+        return _open_pattern(text, image_fps)
+    path = Path(text)
+    if path.is_dir():
+        images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                        key=natural_key)
+        if not images:
+            raise InputError(path, "folder holds no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
+        return _sequence(path, images, image_fps)
+    if not path.exists():
+        raise InputError(path, "footage not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "footage file is empty")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        image = read_image(path)
+        return Footage(path, "image", image.shape[1], image.shape[0], image_fps, 1, (path,))
+    return _open_video(path)
