@@ -1,0 +1,170 @@
+"""Footage reading, face tracking and the crop, on real files and the astronaut clip's known motion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from backend.crop import BoxSmoother, box_from_landmarks, crop_image
+from backend.demo_clip import write_demo_clip, write_faceless_clip
+from backend.face_tracker import FaceTracker
+from backend.footage import open_footage
+from sheap_blender.core.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    directory = tmp_path_factory.mktemp("clip")
+    path, motion = write_demo_clip(directory)
+    return path, np.array(json.loads(motion.read_text())["frames"])
+
+
+def write_images(folder: Path, names: list[str], size=(48, 32)) -> list[np.ndarray]:
+    folder.mkdir(exist_ok=True)
+    images = []
+    for i, name in enumerate(names):
+        rgb = np.zeros((size[1], size[0], 3), np.uint8)
+        rgb[..., 0] = i * 20  # each frame tells its number in the red channel
+        rgb[5, 7] = (1, 2, 3)
+        cv2.imwrite(str(folder / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        images.append(rgb)
+    return images
+
+
+def test_video(clip):
+    path, motion = clip
+    footage = open_footage(path)
+    assert (footage.kind, footage.width, footage.height, footage.frame_count) == ("video", 640, 480, len(motion))
+    assert footage.fps == pytest.approx(30)
+    frames = list(footage.frames(10, 13))
+    assert [i for i, _ in frames] == [10, 11, 12]
+    assert frames[0][1].shape == (480, 640, 3) and frames[0][1].dtype == np.uint8
+
+
+def test_folder_in_natural_order_and_pattern(tmp_path):
+    names = ["frame2.png", "frame10.png", "frame1.png"]
+    write_images(tmp_path / "seq", names)
+    footage = open_footage(tmp_path / "seq", fps=24)
+    assert (footage.kind, footage.frame_count, footage.width, footage.height, footage.fps) == ("images", 3, 48, 32, 24)
+    reds = [int(rgb[0, 0, 0]) for _, rgb in footage.frames()]
+    assert reds == [40, 0, 20]  # frame1, frame2, frame10
+    assert tuple(next(footage.frames())[1][5, 7]) == (1, 2, 3)  # RGB, not BGR
+
+    write_images(tmp_path / "pat", [f"{i:04d}.png" for i in range(3, 8)])
+    pattern = open_footage(str(tmp_path / "pat" / "%04d.png"))
+    assert pattern.frame_count == 5 and pattern.fps == 30
+
+
+def test_single_image(tmp_path):
+    write_images(tmp_path, ["one.jpg"])
+    footage = open_footage(tmp_path / "one.jpg")
+    assert footage.kind == "image" and footage.frame_count == 1
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "truncated", "empty folder", "bad image in sequence",
+                                  "sizes differ", "pattern without match"])
+def test_bad_footage_names_the_file(tmp_path, clip, case):
+    named = tmp_path / "input.mp4"
+    if case == "empty":
+        named.write_bytes(b"")
+    elif case == "text":
+        named.write_text("not a video " * 100)
+    elif case == "truncated":
+        named.write_bytes(clip[0].read_bytes()[:1500])
+    elif case == "empty folder":
+        named = tmp_path / "nothing"
+        named.mkdir()
+        (named / "notes.txt").write_text("no images here")
+    elif case == "bad image in sequence":
+        write_images(tmp_path / "seq", ["a1.png", "a2.png"])
+        (tmp_path / "seq" / "a3.png").write_bytes(b"\x89PNG broken")
+        named = tmp_path / "seq" / "a3.png"
+    elif case == "sizes differ":
+        write_images(tmp_path / "seq", ["a1.png"])
+        write_images(tmp_path / "seq", ["a2.png"], size=(20, 20))
+        named = tmp_path / "seq" / "a2.png"
+    elif case == "pattern without match":
+        named = tmp_path / "%05d.png"
+    with pytest.raises(InputError) as info:
+        footage = open_footage(named.parent if case in ("bad image in sequence", "sizes differ") else named)
+        list(footage.frames())
+    assert str(named) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_crop_follows_the_known_motion(clip):
+    """Every frame's crop centre within 5% of the box size of where the motion puts it, size within 10%."""
+    path, motion = clip
+    raw, smoothed = [], []
+    smoother = BoxSmoother()
+    with FaceTracker() as tracker:
+        for _, rgb in open_footage(path).frames():
+            detection = tracker.track(rgb)
+            assert detection is not None and detection.landmarks68.shape == (68, 2)
+            raw.append(box_from_landmarks(detection.landmarks68))
+            smoothed += smoother.push(raw[-1])
+    smoothed = np.array(smoothed + smoother.flush())
+    assert smoothed.shape == (len(motion), 4)
+    centres = (smoothed[:, :2] + smoothed[:, 2:]) / 2
+    sizes = smoothed[:, 2] - smoothed[:, 0]
+    scales = np.sqrt(np.abs(np.linalg.det(motion[:, :, :2])))
+    # the box in portrait pixels, as the motion says it should stay: one fixed box for the clip
+    portrait_centres = np.linalg.solve(motion[:, :, :2], (centres - motion[:, :, 2])[..., None])[..., 0]
+    reference_centre = np.median(portrait_centres, axis=0)
+    reference_size = np.median(sizes / scales)
+    expected_centres = np.einsum("fij,j->fi", motion[:, :, :2], reference_centre) + motion[:, :, 2]
+    expected_sizes = reference_size * scales
+    centre_error = np.linalg.norm(centres - expected_centres, axis=1) / expected_sizes
+    size_error = np.abs(sizes - expected_sizes) / expected_sizes
+    assert centre_error.max() < 0.05, centre_error.max()
+    assert size_error.max() < 0.10, size_error.max()
+    # and the box holds the face: the portrait's face centre lies well inside it (the box sits higher, by design)
+    assert np.linalg.norm(reference_centre - [245, 150]) < 0.35 * reference_size
+
+
+def test_smoother_has_no_lag_on_a_ramp_and_bounded_memory():
+    smoother = BoxSmoother(radius=6)
+    boxes = [np.array([10.0 + 3 * i, 20.0 - i, 110.0 + 3 * i, 120.0 - i]) for i in range(200)]
+    out = []
+    for box in boxes:
+        out += smoother.push(box)
+        assert len(smoother._window) <= 13
+    out += smoother.flush()
+    assert len(out) == 200
+    assert np.abs(np.array(out) - np.array(boxes)).max() < 1e-6  # linear motion followed exactly, ends included
+
+
+def test_smoother_fills_gaps_and_stays_none_before_any_face():
+    smoother = BoxSmoother(radius=3)
+    sequence = [None, None] + [np.array([0.0, 0.0, 10.0, 10.0])] * 3 + [None] + [np.array([2.0, 0.0, 12.0, 10.0])] * 3
+    out = []
+    for box in sequence:
+        out += smoother.push(box)
+    out += smoother.flush()
+    assert len(out) == len(sequence)
+    assert out[5] is not None and 0.0 < out[5][0] < 2.0  # the gap takes its neighbours' fit
+    assert all(box is not None for box in out)  # the faceless start borrows the first face's box
+
+
+def test_faceless_clip_yields_no_detection(tmp_path):
+    path = write_faceless_clip(tmp_path / "faceless.mp4")
+    with FaceTracker() as tracker:
+        assert all(tracker.track(rgb) is None for _, rgb in open_footage(path).frames())
+
+
+def test_crop_maps_a_known_point_exactly():
+    rgb = np.zeros((300, 400, 3), np.uint8)
+    rgb[150, 250] = 255  # pixel (250, 150): centre at (250.5, 150.5)
+    box = np.array([200.0, 100.0, 312.0, 212.0])  # 112 px -> 224: scale 0.5 (upsampling)
+    crop = crop_image(rgb, box)
+    peak = np.unravel_index(crop[0].argmax(), crop[0].shape)
+    # crop pixel u shows footage x0 + u * 0.5: the dot [250, 251) spans crop [100, 102)
+    assert peak[0] in (100, 101) and peak[1] in (100, 101)
+    centroid = (np.indices(crop[0].shape) * crop[0]).reshape(2, -1).sum(axis=1) / crop[0].sum() + 0.5
+    assert np.allclose(centroid, [(150.5 - 100) * 2, (250.5 - 200) * 2], atol=0.5)
+    # a box out of the frame is padded, never moved: the dot stays where the box says
+    shifted = crop_image(rgb, box - [240, 0, 240, 0])
+    assert shifted[0].max() == 0.0 and shifted.shape == (3, 224, 224)
