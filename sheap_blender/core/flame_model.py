@@ -38,6 +38,7 @@ class FlameModel:
     parents: np.ndarray  # (5,) int64, -1 for the root
     eyelid_dirs: np.ndarray | None = None  # (V, 3, 2), SHeaP's eyelid blendshapes, optional
     source_sha256: str = ""  # SHA-256 of the file FLAME was first read from (the .pkl)
+    is_demo: bool = False  # the project's stand-in (pickle marker / safetensors metadata demo="true"), not FLAME
 
     @property
     def n_vertices(self) -> int:
@@ -90,8 +91,12 @@ def _check(path: Path, model: FlameModel) -> FlameModel:
     return model
 
 
-def from_tensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], source_sha256: str) -> FlameModel:
-    """Build and check a model from arrays named as in FLAME's pickle (J_regressor may be dense)."""
+def from_tensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], source_sha256: str,
+                 is_demo: bool = False) -> FlameModel:
+    """Build and check a model from arrays named as in FLAME's pickle (J_regressor may be dense).
+
+    The stand-in marker entry `sheap_demo_standin` ("true") also makes the model a demo.
+    """
     path = Path(path)
     missing = [k for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f") if k not in tensors]
     if missing:
@@ -114,6 +119,7 @@ def from_tensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], source
         parents=np.asarray(parents, dtype=np.int64),
         eyelid_dirs=None if eyelids is None else np.asarray(eyelids, dtype=np.float64),
         source_sha256=source_sha256,
+        is_demo=is_demo or str(tensors.get("sheap_demo_standin", "")) == "true",
     )
     return _check(path, model)
 
@@ -127,15 +133,17 @@ def load_flame(path: str | os.PathLike) -> FlameModel:
         from .safetensors_file import read_safetensors
 
         tensors, metadata = read_safetensors(path)
-        return from_tensors(path, tensors, metadata.get("source_sha256", file_sha256(path)))
+        return from_tensors(path, tensors, metadata.get("source_sha256", file_sha256(path)),
+                            is_demo=metadata.get("demo") == "true")
     from .flame_pickle import read_flame_pickle
 
     return from_tensors(path, read_flame_pickle(path), file_sha256(path))
 
 
 def save_flame(model: FlameModel, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
-    """Write the converted model (float32, dense regressor), recording the source file's SHA-256."""
+    """Write the converted model (float32, dense regressor), recording the source file's SHA-256 and demo-ness."""
     from .safetensors_file import write_safetensors
 
-    meta = {"format": "sheap-flame-1", "source_sha256": model.source_sha256, **(metadata or {})}
+    meta = {"format": "sheap-flame-1", "source_sha256": model.source_sha256,
+            "demo": "true" if model.is_demo else "false", **(metadata or {})}
     write_safetensors(path, model.to_tensors(), meta)
