@@ -1,0 +1,88 @@
+"""The headless batch script, run as users run it: `python scripts/bake.py -- CLIP... --out DIR ...`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import bpy
+import pytest
+
+from sheap_blender.animation import fcurves_of
+
+REPO = Path(__file__).resolve().parents[2]
+BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
+
+pytestmark = pytest.mark.skipif(not BACKEND_PYTHON.is_file(), reason="the backend environment (.venv) is not set up")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("demo")
+    subprocess.run([str(BACKEND_PYTHON), "-m", "backend", "make-demo", str(directory)], cwd=REPO, check=True,
+                   capture_output=True)
+    return directory
+
+
+def bake(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "bake.py"), "--", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+
+
+def short_clip(source: Path, target: Path, frames: int) -> Path:
+    """The first `frames` frames of the demo clip, as a folder of PNGs (another footage kind)."""
+    command = ("import sys, cv2\nfrom pathlib import Path\ncapture = cv2.VideoCapture(sys.argv[1])\n"
+               "out = Path(sys.argv[2])\nout.mkdir()\nfor i in range(int(sys.argv[3])):\n"
+               "    cv2.imwrite(str(out / f'{i:04d}.png'), capture.read()[1])\n")
+    subprocess.run([str(BACKEND_PYTHON), "-c", command, str(source), str(target), str(frames)], check=True)
+    return target
+
+
+def test_batch_of_three_with_one_corrupt_clip(demo, tmp_path):
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    frames = short_clip(demo / "astronaut.mp4", tmp_path / "stills", 12)
+    out = tmp_path / "out"
+    completed = bake(demo / "astronaut.mp4", corrupt, frames, "--out", out, "--flame", demo / "flame.safetensors",
+                     "--weights", demo / "demo_sheap_model.pt", "--backend-python", BACKEND_PYTHON, "--device", "cpu")
+    assert completed.returncode == 1, completed.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("*.blend")) == ["astronaut.blend", "stills.blend"]
+    failures = [line for line in completed.stderr.splitlines() if line.startswith("bake: FAILED")]
+    assert len(failures) == 1 and "broken.mp4" in failures[0], completed.stderr[-3000:]
+    assert "Traceback" not in completed.stderr
+    assert "2 baked, 1 failed" in completed.stdout and "[demo weights]" in completed.stdout
+
+    # the saved file holds the rig, keyed on every frame, with the footage camera
+    bpy.ops.wm.open_mainfile(filepath=str(out / "stills.blend"))
+    scene = bpy.context.scene
+    assert scene.camera is not None and (scene.frame_start, scene.frame_end) == (1, 12)
+    heads = [o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys is not None]
+    assert len(heads) == 1
+    frames_keyed = {round(k.co.x) for c in fcurves_of(heads[0].data.shape_keys) for k in c.keyframe_points}
+    assert frames_keyed == set(range(1, 13))
+    assert not list(out.glob(".*.tmp*")), "no temporary file is left behind"
+
+
+def test_onto_a_rig_file(demo, tmp_path):
+    first = tmp_path / "first"
+    frames = short_clip(demo / "astronaut.mp4", tmp_path / "take", 6)
+    common = ("--flame", demo / "flame.safetensors", "--weights", demo / "demo_sheap_model.pt", "--backend-python",
+              BACKEND_PYTHON, "--device", "cpu")
+    assert bake(frames, "--out", first, *common).returncode == 0
+    second = tmp_path / "second"
+    completed = bake(frames, "--out", second, "--rig", first / "take.blend", *common)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    bpy.ops.wm.open_mainfile(filepath=str(second / "take.blend"))
+    # baked onto the rig that was there: still one head, one armature
+    assert sum(o.type == "ARMATURE" for o in bpy.data.objects) == 1
+    assert sum(o.type == "MESH" for o in bpy.data.objects) == 1
+
+
+def test_missing_inputs_exit_2_with_one_line(tmp_path):
+    completed = bake(tmp_path / "clip.mp4", "--out", tmp_path / "out", "--flame", tmp_path / "nope.safetensors",
+                     "--weights", tmp_path / "w.pt", "--backend-python", BACKEND_PYTHON)
+    assert completed.returncode == 2
+    assert "nope.safetensors" in completed.stderr and "Traceback" not in completed.stderr
+    assert not (tmp_path / "out").exists()
+
