@@ -52,6 +52,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         smoothing = Smoothing.parse(args.smooth, groups)
     except ValueError as exc:
         raise InputError(None, f"--smooth-group: {exc} (use NAME=STRENGTH)") from None
+    if args.gaussians:
+        from .gaussian_head import check_count
+
+        check_count(args.gaussian_count)
     job = prepare_job(Path(args.footage), output, Path(args.flame), Path(args.weights), args.device, args.start,
                       args.end, args.batch_size, args.per_frame_shape, smoothing)
     progress = Progress(args.progress, total=job.end - job.start)
@@ -62,6 +66,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         result = reconstruct(job, on_progress=lambda done, total: progress.update(done))
     finally:
         progress.close()
+    if args.gaussians:
+        from .gaussian_head import add_gaussians
+
+        add_gaussians(job.flame, result, job.footage, output, args.gaussian_count, job.predictor.device,
+                      log=progress.message)
     write_result(output, result)
     n_invalid = int((~result.valid).sum())
     if args.progress == "json":
@@ -95,6 +104,13 @@ def cmd_flame(args: argparse.Namespace) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     print(f"wrote {output}: ({result.n_frames}, {flame.n_vertices}, 3) float32", flush=True)
+
+
+def cmd_export_ply(args: argparse.Namespace) -> None:
+    from .splat_ply import export_ply
+
+    count = export_ply(Path(args.result), Path(args.flame), args.frame, Path(args.output), args.device)
+    print(f"wrote {args.output}: {count} Gaussians at footage frame {args.frame}", flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -132,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="per-group strength: expression, eyelids, jaw, head, eyes, translation (repeatable)")
     rec.add_argument("--per-frame-shape", action="store_true",
                      help="keep each frame's identity instead of one per clip (research use)")
+    rec.add_argument("--gaussians", action="store_true",
+                     help="add 2D Gaussians bound to the head's triangles, coloured from the footage")
+    rec.add_argument("--gaussian-count", type=int, default=60_000, metavar="N", help="how many (default 60000)")
     rec.add_argument("--progress", choices=["bar", "json", "none"], default="bar" if sys.stderr.isatty() else "none")
     rec.set_defaults(run=cmd_reconstruct)
 
@@ -141,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     flame.add_argument("-o", "--output", required=True)
     flame.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     flame.set_defaults(run=cmd_flame)
+    ply = commands.add_parser("export-ply", help="a result's Gaussians at one footage frame -> 3DGS splat PLY")
+    ply.add_argument("result")
+    ply.add_argument("--frame", type=int, required=True, help="footage frame (frame_index of a result row)")
+    ply.add_argument("--flame", required=True)
+    ply.add_argument("-o", "--output", required=True)
+    ply.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    ply.set_defaults(run=cmd_export_ply)
     serve = commands.add_parser("serve", help="stay running, take JSON-line requests on stdin (for Blender)")
     serve.set_defaults(run=cmd_serve)
     return parser

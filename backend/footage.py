@@ -63,6 +63,31 @@ class Footage:
                                                      f"{self.width}x{self.height}")
             yield index, image
 
+    def read_frames(self, indices: list[int] | np.ndarray) -> dict[int, np.ndarray]:
+        """Chosen frames {index: RGB uint8}; a video is read in one pass from its start (grab() skips cheaply)."""
+        wanted = sorted({int(i) for i in indices})
+        wanted_set = set(wanted)
+        if not wanted:
+            return {}
+        if self.kind != "video":
+            return {i: next(self.frames(i, i + 1))[1] for i in wanted}
+        found: dict[int, np.ndarray] = {}
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            for index in range(wanted[-1] + 1):  # no seeking: it is inexact with some codecs
+                if not capture.grab():
+                    break
+                if index in wanted_set:
+                    ok, bgr = capture.retrieve()
+                    if ok:
+                        found[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            capture.release()
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise InputError(self.path, f"frame {missing[0]} cannot be decoded")
+        return found
+
     def _video_frames(self, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
         capture = cv2.VideoCapture(str(self.path))
         try:

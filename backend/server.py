@@ -4,7 +4,7 @@ Blender starts it once and keeps it: torch, the model and FLAME stay loaded betw
 Requests (one JSON object a line on stdin):
     {"cmd": "reconstruct", "id": 1, "footage": ..., "output": ..., "flame": ..., "weights": ...,
      "device": "auto", "start": 0, "end": null, "batch_size": 16, "per_frame_shape": false,
-     "smooth": 0.0, "smooth_groups": {"expression": 0.3, "jaw": 0.1}}
+     "smooth": 0.0, "smooth_groups": {"expression": 0.3, "jaw": 0.1}, "gaussians": false, "gaussian_count": 60000}
     {"cmd": "cancel"}   {"cmd": "ping"}   {"cmd": "quit"}
 Events (one JSON object a line on stdout): ready, log, progress, done, cancelled, error, pong.
 Only plain data crosses the pipe; errors travel as one line of text.
@@ -27,6 +27,7 @@ from sheap_blender.core.flame_model import FlameModel, load_flame
 from sheap_blender.core.result_format import write_result
 
 from . import __version__
+from .gaussian_head import DEFAULT_COUNT, add_gaussians, check_count
 from .pipeline import Cancelled, prepare_job, reconstruct
 from .predictor import Predictor
 from .temporal import Smoothing
@@ -81,6 +82,8 @@ class Server:
         job_id = request.get("id")
         try:
             output = Path(request["output"])
+            gaussians = bool(request.get("gaussians", False))
+            gaussian_count = check_count(int(request.get("gaussian_count") or DEFAULT_COUNT)) if gaussians else 0
             job = prepare_job(
                 Path(request["footage"]), output, Path(request["flame"]), Path(request["weights"]),
                 request.get("device", "auto"), int(request.get("start", 0)), request.get("end"),
@@ -98,6 +101,11 @@ class Server:
                 self.send("progress", id=job_id, frame=done, total=total, fps=round(fps, 2))
 
             result = reconstruct(job, on_progress=on_progress, stop=self.stop)
+            if gaussians:
+                add_gaussians(job.flame, result, job.footage, output, gaussian_count, job.predictor.device,
+                              log=lambda message: self.send("log", id=job_id, message=message))
+                if self.stop.is_set():
+                    raise Cancelled()
             write_result(output, result)
             self.send("done", id=job_id, result=os.fspath(output.resolve()), frames=result.n_frames,
                       invalid=int((~result.valid).sum()), demo=result.is_demo)
