@@ -43,6 +43,11 @@ class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
         description="Make its camera the scene camera; render size, fps and frame range from the clip",
         default=True,
     )
+    gaussians: BoolProperty(
+        name="Gaussian Preview",
+        description="When the result has Gaussians, build their point cloud on the rig (replacing its earlier one)",
+        default=True,
+    )
 
     def execute(self, context):
         from .importer import import_result
@@ -53,7 +58,8 @@ class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         try:
             imported = import_result(context, self.filepath, bpy.path.abspath(flame), target=self.target,
-                                     frame_start=self.frame_start, set_scene=self.set_scene)
+                                     frame_start=self.frame_start, set_scene=self.set_scene,
+                                     gaussians=self.gaussians)
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

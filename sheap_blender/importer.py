@@ -12,6 +12,7 @@ Layout (docs/blender-rig.md):
       <clip> root      empty, rotated +90 deg about X: its children live in FLAME axes
         <clip> rig     armature; location = cam_trans; bones root, neck, jaw, eye_l, eye_r
           <clip> head  mesh, shape keys, Armature modifier
+          <clip> Gaussians  point cloud bound to the head (when the result has Gaussians)
         <clip> camera  SHeaP's camera at FLAME (0, 0, 1); per-frame lens and shift = the crop
 """
 
@@ -27,10 +28,11 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import animation, rig, scene_camera, timeline
+from . import animation, gaussian_preview, rig, scene_camera, timeline
 from .core.camera import blender_camera, non_square_boxes, valid_boxes
 from .core.errors import InputError
 from .core.flame_model import JOINT_NAMES, FlameModel, load_flame
+from .core.gaussians import binding_from_tensors, pose_gaussians
 from .core.result_format import Result, read_result
 from .core.rig_math import (
     EYELID_KEY_NAMES,
@@ -63,6 +65,7 @@ class ImportedRig:
     invalid_frames: int
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    gaussians: bpy.types.Object | None = None  # the Gaussian preview, when the result has Gaussians
 
     def summary(self) -> str:
         what = "re-animated" if self.reused else "imported"
@@ -70,6 +73,8 @@ class ImportedRig:
                 f"in {self.seconds:.2f} s")
         if self.invalid_frames:
             text += f", {self.invalid_frames} without a face (markers 'no face')"
+        if self.gaussians is not None:
+            text += f", {self.gaussians.get('sheap_gaussian_count', 0)} Gaussians"
         if self.is_demo:
             text += "; demo weights: not a real reconstruction"
         return text
@@ -254,13 +259,17 @@ def import_result(
     rig_object: bpy.types.Object | None = None,
     frame_start: int = 1,
     set_scene: bool = True,
+    gaussians: bool = True,
 ) -> ImportedRig:
     """Build (or re-animate) the FLAME rig for a result file in the context's scene.
 
     target: "AUTO" (default) re-animates the rig already made from this result file, else builds a
     new one; "NEW" always builds one; "SELECTED" (or onto_selected=True) re-animates the rig of
     `rig_object` or of the active object. set_scene: also set the scene camera, render size, fps
-    and frame range from the clip. Raises InputError (one line, the scene unchanged) for unusable
+    and frame range from the clip. gaussians: build the Gaussian preview when the result has
+    Gaussians (replacing the rig's earlier one; it also ticks the scene's "Gaussian preview"
+    checkbox, which shows every preview); off: the result's Gaussians are not read and the rig's
+    preview, if any, is left as it is. Raises InputError (one line, the scene unchanged) for unusable
     input. `context` None means bpy.context.
     """
     started = time.perf_counter()
@@ -271,6 +280,7 @@ def import_result(
     result = read_result(result_path)
     model = load_flame(flame_path)
     warnings = _check(result_path, result, model)
+    binding = binding_from_tensors(result_path, result.extra, len(model.faces)) if gaussians else None
 
     root = None
     if target == "SELECTED":
@@ -305,6 +315,7 @@ def import_result(
         warnings.append(f"{int(np.sum(scales > 1))} shape keys exceed Blender's +-10 slider range: "
                         "their geometry is scaled to keep every frame exact")
     identity_vertices = model.v_template + model.shapedirs[:, :, :300] @ anim.identity
+    rest_centres = pose_gaussians(identity_vertices, model.faces, binding)[0] if binding is not None else None
     plan = scene_camera.plan_footage(result.metadata.get("footage", ""), result_path, result.frame_index)
     if plan.warning:
         warnings.append(plan.warning)
@@ -354,6 +365,12 @@ def import_result(
             reused = True
         rig.write_shape_keys(head, model, identity_vertices, dict(zip(key_names, scales.tolist())),
                              {n: (lo, hi) for n, lo, hi in zip(key_names, lows.tolist(), highs.tolist())})
+        # the rig's earlier preview goes once the import has succeeded (a failure keeps it)
+        old_previews = gaussian_preview.rig_previews(root) if gaussians else []
+        preview = None
+        if binding is not None:
+            preview = gaussian_preview.build_preview(f"{stem} Gaussians", head, model.faces, binding, rest_centres,
+                                                     collection, add=tx.add)
 
         # footage: a file Blender cannot read is a warning, not a failed import
         try:
@@ -418,11 +435,21 @@ def import_result(
         unused = [d for d, users in bpy.data.user_map(subset=ours).items() if not users]
         if unused:
             bpy.data.batch_remove(unused)
+    gaussian_preview.remove_previews([obj for obj in old_previews if obj != preview])
+    if preview is not None:
+        preview.name = preview.data.name = f"{stem} Gaussians"  # takes the replaced preview's name
+        for modifier in preview.modifiers:
+            if modifier.type == "NODES" and modifier.node_group is not None:
+                modifier.node_group.name = preview.name
+        preview["sheap_demo"] = is_demo
+        settings = getattr(scene, "sheap", None)
+        if settings is not None:
+            settings.gaussians = True  # the panel's checkbox: shows the previews
     view_layer.objects.active = arm
     if is_demo:
         warnings.insert(0, "demo weights: the stand-in predictor or FLAME was used, not a real reconstruction")
     imported = ImportedRig(collection, root, arm, head, camera, actions, frame_start, result.n_frames, n_keys,
-                           is_demo, reused, int((~result.valid).sum()), warnings=warnings)
+                           is_demo, reused, int((~result.valid).sum()), warnings=warnings, gaussians=preview)
     imported.seconds = time.perf_counter() - started
     return imported
 

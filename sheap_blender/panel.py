@@ -9,6 +9,13 @@ import bpy
 from . import preferences
 
 
+def _show_gaussians(settings: SHEAP_SceneSettings, context) -> None:
+    """The checkbox shows or hides (viewport and render) every Gaussian preview of its scene."""
+    from .gaussian_preview import show_previews
+
+    show_previews(settings.id_data, settings.gaussians)
+
+
 class SHEAP_SceneSettings(bpy.types.PropertyGroup):
     source: bpy.props.EnumProperty(
         name="Footage",
@@ -23,8 +30,11 @@ class SHEAP_SceneSettings(bpy.types.PropertyGroup):
                                description="Footage frame after the last; 0: to the end of the clip")
     smooth: bpy.props.FloatProperty(name="Temporal smoothing", default=0.0, min=0.0, max=1.0,
                                     description="0: the raw per-frame prediction; 1: strongest (no lag)")
-    gaussians: bpy.props.BoolProperty(name="Gaussian preview", default=False,
-                                      description="Show the head's Gaussian point cloud attached to the rig")
+    gaussians: bpy.props.BoolProperty(name="Gaussian preview", default=False, update=_show_gaussians,
+                                      description="Show the head's Gaussian point cloud attached to the rig, "
+                                                  "and make one when reconstructing")
+    gaussian_count: bpy.props.IntProperty(name="Gaussians", default=60_000, min=1, max=2_000_000,
+                                          description="How many Gaussians a reconstruction binds to the head")
     cancel_requested: bpy.props.BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
 
     def chosen_clip(self, context) -> bpy.types.MovieClip | None:
@@ -64,7 +74,11 @@ class _SheapPanel:
         row.prop(settings, "start")
         row.prop(settings, "end")
         layout.prop(settings, "smooth", slider=True)
-        layout.prop(settings, "gaussians")
+        row = layout.row(align=True)
+        row.prop(settings, "gaussians")
+        count = row.row(align=True)
+        count.active = settings.gaussians
+        count.prop(settings, "gaussian_count", text="")
 
         prefs = preferences.get_preferences(context)
         if prefs is not None:

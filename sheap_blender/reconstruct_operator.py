@@ -66,6 +66,11 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
     smooth: bpy.props.FloatProperty(name="Smoothing", default=-1.0, min=-1.0, max=1.0,
                                     description="0 off .. 1 strongest; -1: the panel's")
     onto_selected: bpy.props.BoolProperty(name="Onto selected rig", default=False)
+    gaussians: bpy.props.BoolProperty(name="Gaussians", default=False,
+                                      description="Bind Gaussians to the head and show their preview; "
+                                                  "unset: the panel's checkbox")
+    gaussian_count: bpy.props.IntProperty(name="Gaussian count", default=0, min=0, max=2_000_000,
+                                          description="0: the panel's")
 
     # -- gathering the request ------------------------------------------------------------------
     def _request(self, context) -> Request | str:
@@ -87,11 +92,13 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
         start = self.frame_start if self.frame_start >= 0 else settings.start
         end = self.frame_end if self.frame_end >= 0 else (settings.end if settings.end > 0 else None)
         smooth = self.smooth if self.smooth >= 0 else settings.smooth
+        gaussians = self.gaussians if self.properties.is_property_set("gaussians") else settings.gaussians
         return Request(
             footage=footage, output=str(result_path_for(footage)), flame=flame, weights=weights,
             backend_python=python,
             device=self.device if self.device != "PREFS" else (prefs.device if prefs else "auto"),
             start=start, end=end, batch_size=self.batch_size or (prefs.batch_size if prefs else 16), smooth=smooth,
+            gaussians=gaussians, gaussian_count=self.gaussian_count or settings.gaussian_count,
         )
 
     # -- finishing: the only place the scene changes ----------------------------------------------
@@ -108,7 +115,8 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
         from .importer import import_result
 
         try:
-            made = import_result(context, run.result_path, run.request.flame, onto_selected=self.onto_selected)
+            made = import_result(context, run.result_path, run.request.flame, onto_selected=self.onto_selected,
+                                 gaussians=run.request.gaussians)
         except InputError as exc:
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}

@@ -64,12 +64,15 @@ class Request:
     batch_size: int = 16
     smooth: float = 0.0
     smooth_groups: dict[str, float] = field(default_factory=dict)
+    gaussians: bool = False  # also bind Gaussians to the head, coloured from the footage
+    gaussian_count: int = 60_000
 
     def fields(self) -> dict:
         """What travels to the backend (plain data only)."""
         return {"footage": self.footage, "output": self.output, "flame": self.flame, "weights": self.weights,
                 "device": self.device, "start": self.start, "end": self.end, "batch_size": self.batch_size,
-                "smooth": self.smooth, "smooth_groups": self.smooth_groups}
+                "smooth": self.smooth, "smooth_groups": self.smooth_groups, "gaussians": bool(self.gaussians),
+                "gaussian_count": int(self.gaussian_count)}
 
 
 class Reconstruction:
