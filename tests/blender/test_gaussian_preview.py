@@ -26,7 +26,7 @@ from helpers import (
 
 from sheap_blender import animation, reconstruct_operator
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians, sample_binding
+from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians, sample_binding, triangle_frames
 from sheap_blender.core.result_format import read_result
 from sheap_blender.importer import import_result
 
@@ -319,3 +319,46 @@ def test_reconstruct_sends_the_gaussian_options(empty_scene, tmp_path, monkeypat
     settings.gaussians = False
     assert sent()["gaussians"] is False
     assert sent(gaussians=True)["gaussians"] is True
+
+
+# ---------------------------------------------------------------------------------------- render
+
+
+def test_points_render_in_cycles_with_their_colour(empty_scene, files, tmp_path):
+    """Through the rig's camera, head hidden: the points show in their sRGB colour; unticked, nothing."""
+    result = read_result(files["plain"])
+    binding = varied_binding(files["model"])
+    binding.colour[:] = [1.0, 0.5, 0.1]
+    binding.opacity[:] = 1.0
+    _, size = triangle_frames(files["model"].v_template, files["model"].faces[binding.face])
+    binding.scale[:] = (0.004 / size)[:, None]  # discs of about 4 mm
+    result.extra.update(binding.to_tensors())
+    path = write(tmp_path / "orange.sheap.safetensors", result)
+    imported = import_result(None, path, files["flame"])
+    imported.head.hide_render = True
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 4
+    scene.cycles.device = "CPU"
+    scene.render.film_transparent = True
+    scene.render.resolution_percentage = 12
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGBA"
+    scene.frame_set(3)
+
+    def render(name: str) -> np.ndarray:
+        scene.render.filepath = str(tmp_path / name)
+        bpy.ops.render.render(write_still=True)
+        image = bpy.data.images.load(str(tmp_path / name))
+        pixels = np.array(image.pixels[:], dtype=np.float32).reshape(image.size[1], image.size[0], 4)
+        bpy.data.images.remove(image)
+        return pixels
+
+    shown = render("shown.png")
+    covered = shown[..., 3] > 0.99
+    assert 20 < covered.sum() < 0.8 * covered.size  # points, not a filled frame
+    assert np.allclose(np.median(shown[covered, :3], axis=0), [1.0, 0.5, 0.1], atol=0.02)
+    scene.sheap.gaussians = False
+    assert render("hidden.png")[..., 3].max() == 0.0
