@@ -243,6 +243,7 @@ def _all_counts() -> dict:
     ("gaussian_bary", lambda b: b.bary[:, :2], "gaussian_bary has shape"),
     ("gaussian_face", lambda b: b.face + 100_000, "outside FLAME's 9976 triangles"),
     ("gaussian_opacity", None, "lacks gaussian_opacity"),
+    ("gaussian_face", lambda b: b.face[:, None], "gaussian_face has shape (3000, 1)"),
     ("gaussian_scale", lambda b: np.where(np.arange(COUNT)[:, None] == 5, np.nan, b.scale), "NaN"),
 ])
 def test_malformed_binding_is_one_clear_error(empty_scene, files, tmp_path, name, value, message):
