@@ -80,9 +80,14 @@ def view_weights(view: View, centres: np.ndarray, normals: np.ndarray) -> tuple[
 
 def sample_image(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Bilinear RGB (N, 3) at continuous pixel coordinates (pixel i spans [i, i+1])."""
-    maps = (np.asarray(uv, dtype=np.float32) - 0.5).reshape(-1, 1, 2)
+    points = np.asarray(uv, dtype=np.float32).reshape(-1, 2) - 0.5
+    n = len(points)
+    side = 1024  # remap's maps must stay under 32767 on a side: lay the points out as a (rows, 1024) grid
+    maps = np.zeros((-(-n // side) * side, 2), np.float32)
+    maps[:n] = points
+    maps = maps.reshape(-1, side, 2)
     sampled = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return sampled.reshape(-1, 3)
+    return sampled.reshape(-1, 3)[:n]
 
 
 def project_colours(binding: GaussianBinding, faces: np.ndarray, views: list[View]

@@ -104,8 +104,6 @@ class Server:
             if gaussians:
                 add_gaussians(job.flame, result, job.footage, output, gaussian_count, job.predictor.device,
                               log=lambda message: self.send("log", id=job_id, message=message))
-                if self.stop.is_set():
-                    raise Cancelled()
             write_result(output, result)
             self.send("done", id=job_id, result=os.fspath(output.resolve()), frames=result.n_frames,
                       invalid=int((~result.valid).sum()), demo=result.is_demo)
