@@ -71,11 +71,14 @@ def add_gaussians(model: FlameModel, result: Result, footage: Footage, output: P
     seen = float((binding.opacity > 0.5).mean())
     log(f"Gaussians: {binding.count} coloured from {len(views)} frames ({seen:.0%} seen)")
     if device.type == "cuda":
-        from .gaussian_refine import refine, write_preview
+        from .gaussian_refine import gsplat_available, refine, write_preview
 
-        binding = refine(binding, np.asarray(model.faces), views, device)
-        preview = preview_path(output)
-        write_preview(preview, binding, np.asarray(model.faces), views, device)
-        log(f"Gaussians refined on the GPU; preview {preview}")
+        if gsplat_available():
+            binding = refine(binding, np.asarray(model.faces), views, device)
+            preview = preview_path(output)
+            write_preview(preview, binding, np.asarray(model.faces), views, device)
+            log(f"Gaussians refined on the GPU; preview {preview}")
+        else:
+            log("gsplat is not installed: Gaussian colours are the projected ones (no refinement, no preview)")
     result.extra.update(binding.to_tensors())
     return binding
