@@ -21,7 +21,7 @@ MAX_RADIUS = 12  # pixels: the splat window's half-size cap
 
 
 def render_view(view: View, binding: GaussianBinding, faces: np.ndarray, colours: np.ndarray | None = None,
-                chunk: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+                pairs_per_chunk: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
     """RGB (h, w, 3) and coverage (h, w) of the Gaussians splatted into the view."""
     colours = binding.colour if colours is None else colours
     centres, axes, scales = pose_gaussians(view.vertices.astype(np.float64), faces, binding)
@@ -42,6 +42,7 @@ def render_view(view: View, binding: GaussianBinding, faces: np.ndarray, colours
     radius = int(min(MAX_RADIUS, np.ceil(3 * np.percentile(sigma_max, 95)) if len(keep) else 1))
     offsets = np.stack(np.meshgrid(np.arange(-radius, radius + 1), np.arange(-radius, radius + 1)), -1).reshape(-1, 2)
     width, height = view.size
+    chunk = max(1, pairs_per_chunk // len(offsets))  # bounds memory: (surfel, pixel) pairs per pass
     numerator = np.zeros((height * width, 3))
     denominator = np.zeros(height * width)
     for begin in range(0, len(keep), chunk):

@@ -233,6 +233,26 @@ def test_server_takes_the_gaussian_keys(demo, tmp_path):
     assert read_result(out).extra["gaussian_colour"].shape == (3000, 3)
 
 
+def test_gsplat_camera_matches_the_result_camera(views, model, with_gaussians):
+    """What the CUDA path hands gsplat (view matrix, window intrinsics, quaternions) images the surfels exactly
+    where the result's camera (project_to_footage + the view's window) puts them: checked on any machine."""
+    from backend.gaussian_refine import VIEW_MATRIX, _posed
+    from sheap_blender.core.rotation import quaternion_to_matrix
+
+    binding = binding_from_tensors(with_gaussians, read_result(with_gaussians).extra)
+    for view in views[0][:3]:
+        posed = _posed(binding, model.faces, view, torch.device("cpu"))
+        means = posed["means"].double().numpy()
+        camera = means @ VIEW_MATRIX[:3, :3].T.astype(np.float64) + VIEW_MATRIX[:3, 3]
+        pixels = camera @ view.intrinsics().T
+        expected, depth = view.project(means)
+        assert np.abs(pixels[:, :2] / pixels[:, 2:] - expected).max() < 1e-3
+        assert np.allclose(camera[:, 2], depth, atol=1e-6)
+        axes = pose_gaussians(view.vertices.astype(np.float64), model.faces, binding)[1]
+        assert np.abs(quaternion_to_matrix(posed["quats"].double().numpy()) - axes).max() < 1e-5
+        assert (posed["scales"][:, 2] < 0.02 * posed["scales"][:, :2].min(1).values).all()
+
+
 def test_cuda_refinement(demo, model, with_gaussians, views, tmp_path):
     from backend.gaussian_refine import gsplat_available
 
