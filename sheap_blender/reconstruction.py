@@ -152,11 +152,13 @@ class Reconstruction:
         """Block until finished (background mode); `on_progress(self)` after each poll that moved."""
         self._starter.join()
         last = -1
-        while not self.finished:
+        while True:
             self.poll()
-            if on_progress is not None and self.frame != last:
+            if on_progress is not None and self.frame != last:  # also the last frame, reported with "done"
                 last = self.frame
                 on_progress(self)
+            if self.finished:
+                return
             time.sleep(interval)
 
     def cancel(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,17 @@ def demo_flame_model(demo_flame_files) -> FlameModel:
     model = load_flame(pkl)
     model.eyelid_dirs = read_eyelids(eyelids, model.n_vertices)
     return model
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """Every demo stand-in and the astronaut clip, made once per session by `python -m backend make-demo`.
+
+    A subprocess, as users run it (and MediaPipe/torch state of earlier tests cannot leak in).
+    """
+    directory = tmp_path_factory.mktemp("demo")
+    completed = subprocess.run([sys.executable, "-m", "backend", "make-demo", str(directory)],
+                               cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "demo weights" in completed.stdout and "not FLAME" in completed.stdout  # stand-ins named as such
+    return directory

@@ -24,14 +24,6 @@ def backend(*args: str, check: bool = False) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("demo")
-    out = backend("make-demo", directory, check=True).stdout
-    assert "demo weights" in out and "not FLAME" in out  # stand-ins are named as such
-    return directory
-
-
-@pytest.fixture(scope="module")
 def reconstructed(demo, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("out") / "astronaut.sheap.safetensors"
     completed = backend("reconstruct", demo / "astronaut.mp4", "-o", out, "--flame", demo / "generic_model.pkl",

@@ -46,15 +46,6 @@ class Client:
                 self.process.kill()
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    from backend.demo import make_demo
-
-    directory = tmp_path_factory.mktemp("demo")
-    list(make_demo(directory))
-    return directory
-
-
 @pytest.fixture()
 def client():
     c = Client()
