@@ -13,17 +13,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation, Slerp
 
-from sheap_blender.core.result_format import POSE_KEYS
+from sheap_blender.core.result_format import POSE_KEYS, SMOOTHING_GROUPS
 
-# smoothing groups -> the result tensors they cover
-GROUPS = {
-    "expression": ("expr",),
-    "eyelids": ("eyelids",),
-    "jaw": ("jaw_pose",),
-    "head": ("torso_pose", "neck_pose"),
-    "eyes": ("eye_l_pose", "eye_r_pose"),
-    "translation": ("cam_trans",),
-}
+GROUPS = SMOOTHING_GROUPS  # smoothing groups -> the result tensors they cover
 MAX_SIGMA_FRAMES_AT_30FPS = 4.0  # strength 1 -> a Gaussian of this many frames at 30 fps
 
 

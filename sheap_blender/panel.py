@@ -7,6 +7,7 @@ import os
 import bpy
 
 from . import preferences
+from .core.result_format import SMOOTHING_GROUPS
 
 
 def _show_gaussians(settings: SHEAP_SceneSettings, context) -> None:
@@ -14,6 +15,11 @@ def _show_gaussians(settings: SHEAP_SceneSettings, context) -> None:
     from .gaussian_preview import show_previews
 
     show_previews(settings.id_data, settings.gaussians)
+
+
+def _group_strength(what: str) -> bpy.props.FloatProperty:
+    return bpy.props.FloatProperty(name=what.capitalize(), default=0.5, min=0.0, max=1.0,
+                                   description=f"Smoothing of the {what}: 0 off, 1 strongest (no lag)")
 
 
 class SHEAP_SceneSettings(bpy.types.PropertyGroup):
@@ -30,12 +36,26 @@ class SHEAP_SceneSettings(bpy.types.PropertyGroup):
                                description="Footage frame after the last; 0: to the end of the clip")
     smooth: bpy.props.FloatProperty(name="Temporal smoothing", default=0.0, min=0.0, max=1.0,
                                     description="0: the raw per-frame prediction; 1: strongest (no lag)")
+    smooth_per_group: bpy.props.BoolProperty(name="Per group", default=False,
+                                             description="Set the smoothing strength of each group on its own")
+    smooth_expression: _group_strength("expression")
+    smooth_eyelids: _group_strength("eyelids")
+    smooth_jaw: _group_strength("jaw")
+    smooth_head: _group_strength("head pose")
+    smooth_eyes: _group_strength("eye gaze")
+    smooth_translation: _group_strength("head translation")
     gaussians: bpy.props.BoolProperty(name="Gaussian preview", default=False, update=_show_gaussians,
                                       description="Show the head's Gaussian point cloud attached to the rig, "
                                                   "and make one when reconstructing")
     gaussian_count: bpy.props.IntProperty(name="Gaussians", default=60_000, min=1, max=2_000_000,
                                           description="How many Gaussians a reconstruction binds to the head")
     cancel_requested: bpy.props.BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
+
+    def smooth_groups(self) -> dict[str, float]:
+        """Per-group strengths for the request; empty unless "Per group" is on."""
+        if not self.smooth_per_group:
+            return {}
+        return {group: getattr(self, f"smooth_{group}") for group in SMOOTHING_GROUPS}
 
     def chosen_clip(self, context) -> bpy.types.MovieClip | None:
         if self.clip is not None:
@@ -73,7 +93,13 @@ class _SheapPanel:
         row = layout.row(align=True)
         row.prop(settings, "start")
         row.prop(settings, "end")
-        layout.prop(settings, "smooth", slider=True)
+        row = layout.row(align=True)
+        row.prop(settings, "smooth", slider=True)
+        row.prop(settings, "smooth_per_group", text="", icon="PREFERENCES")
+        if settings.smooth_per_group:
+            column = layout.column(align=True)
+            for group in SMOOTHING_GROUPS:
+                column.prop(settings, f"smooth_{group}", slider=True)
         row = layout.row(align=True)
         row.prop(settings, "gaussians")
         count = row.row(align=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import bpy
 
 from . import preferences
+from .core.result_format import SMOOTHING_GROUPS
 from .reconstruction import Reconstruction, Request
 
 _active: Reconstruction | None = None  # the run the panel shows (one at a time)
@@ -40,6 +41,23 @@ def result_path_for(footage: str) -> Path:
     folder = Path(bpy.path.abspath("//sheap_results")) if bpy.data.filepath else preferences.user_dir() / "results"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{stem}.sheap.safetensors"
+
+
+def parse_smooth_groups(text: str) -> dict[str, float] | str:
+    """ "expression=0.3, jaw=0.1" -> {"expression": 0.3, "jaw": 0.1}, or the one-line reason it is wrong."""
+    groups = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in SMOOTHING_GROUPS:
+            return f"smoothing group {name!r} unknown; known: {', '.join(SMOOTHING_GROUPS)}"
+        try:
+            groups[name] = float(value)
+        except ValueError:
+            return f"smoothing group {name}: {value.strip()!r} is not a strength from 0 to 1"
+        if not 0.0 <= groups[name] <= 1.0:
+            return f"smoothing group {name}: {groups[name]} is not a strength from 0 to 1"
+    return groups
 
 
 class SHEAP_OT_reconstruct_head(bpy.types.Operator):
@@ -65,6 +83,10 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
     batch_size: bpy.props.IntProperty(name="Batch size", default=0, min=0, description="0: the preferences'")
     smooth: bpy.props.FloatProperty(name="Smoothing", default=-1.0, min=-1.0, max=1.0,
                                     description="0 off .. 1 strongest; -1: the panel's")
+    smooth_groups: bpy.props.StringProperty(
+        name="Smoothing per group", default="",
+        description='Per-group strengths, e.g. "expression=0.3,jaw=0.1" (groups: expression, eyelids, jaw, '
+                    'head, eyes, translation). Empty: the panel\'s')
     onto_selected: bpy.props.BoolProperty(name="Onto selected rig", default=False)
     gaussians: bpy.props.BoolProperty(name="Gaussians", default=False,
                                       description="Bind Gaussians to the head and show their preview; "
@@ -92,12 +114,16 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
         start = self.frame_start if self.frame_start >= 0 else settings.start
         end = self.frame_end if self.frame_end >= 0 else (settings.end if settings.end > 0 else None)
         smooth = self.smooth if self.smooth >= 0 else settings.smooth
+        groups = parse_smooth_groups(self.smooth_groups) if self.smooth_groups else settings.smooth_groups()
+        if isinstance(groups, str):
+            return groups
         gaussians = self.gaussians if self.properties.is_property_set("gaussians") else settings.gaussians
         return Request(
             footage=footage, output=str(result_path_for(footage)), flame=flame, weights=weights,
             backend_python=python,
             device=self.device if self.device != "PREFS" else (prefs.device if prefs else "auto"),
             start=start, end=end, batch_size=self.batch_size or (prefs.batch_size if prefs else 16), smooth=smooth,
+            smooth_groups=groups,
             gaussians=gaussians, gaussian_count=self.gaussian_count or settings.gaussian_count,
         )
 

@@ -27,6 +27,15 @@ PER_FRAME = {
     "eyelids": 2,
     "cam_trans": 3,
 }
+# temporal smoothing groups (reconstruct --smooth-group, the JSON protocol, the panel) -> the tensors they cover
+SMOOTHING_GROUPS = {
+    "expression": ("expr",),
+    "eyelids": ("eyelids",),
+    "jaw": ("jaw_pose",),
+    "head": ("torso_pose", "neck_pose"),
+    "eyes": ("eye_l_pose", "eye_r_pose"),
+    "translation": ("cam_trans",),
+}
 METADATA_KEYS = (
     "format", "footage", "width", "height", "fps", "frame_count", "model_file", "model_sha256",
     "flame_sha256", "fov_deg", "backend_version", "demo",

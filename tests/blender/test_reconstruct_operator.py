@@ -13,6 +13,7 @@ import pytest
 
 import sheap_blender
 from sheap_blender import reconstruction
+from sheap_blender.core.result_format import SMOOTHING_GROUPS
 from sheap_blender.reconstruction import Reconstruction, Request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,4 +151,32 @@ def test_missing_inputs_are_refused_before_anything_starts(demo, empty_scene, ca
         run_operator(demo, flame=str(tmp_path / "nope.pkl"))
     with pytest.raises(RuntimeError, match="footage not found"):
         run_operator(demo, footage=str(tmp_path / "nope.mp4"))
+    assert counts() == before
+
+
+def test_per_group_smoothing_reaches_the_backend(demo, empty_scene):
+    import json
+
+    from sheap_blender.core.safetensors_file import read_metadata
+
+    assert run_operator(demo, frame_start=0, frame_end=10, smooth=0.1, smooth_groups="jaw=0.8, expression=0.2") \
+        == {"FINISHED"}
+    root = next(o for o in empty_scene.objects if "sheap_result" in o)
+    recorded = json.loads(read_metadata(root["sheap_result"])["smoothing"])
+    assert recorded == {"strength": 0.1, "jaw": 0.8, "expression": 0.2}
+    # the panel's per-group settings are used when the operator leaves them empty
+    settings = empty_scene.sheap
+    settings.smooth_per_group, settings.smooth_eyes = True, 0.3
+    assert run_operator(demo, frame_start=0, frame_end=10) == {"FINISHED"}
+    root = next(o for o in empty_scene.objects if "sheap_result" in o)
+    recorded = json.loads(read_metadata(root["sheap_result"])["smoothing"])
+    assert recorded["eyes"] == pytest.approx(0.3) and set(recorded) == {"strength", *SMOOTHING_GROUPS}
+
+
+@pytest.mark.parametrize("groups, message", [("nose=0.5", "smoothing group 'nose' unknown"),
+                                              ("jaw=lots", "not a strength"), ("jaw=2", "not a strength")])
+def test_bad_smoothing_groups_are_refused(demo, empty_scene, groups, message):
+    before = counts()
+    with pytest.raises(RuntimeError, match=message):
+        run_operator(demo, smooth_groups=groups)
     assert counts() == before
