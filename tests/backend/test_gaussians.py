@@ -1,5 +1,6 @@
 """2D Gaussians on the head: `reconstruct --gaussians`, their colours from the footage, `export-ply`, the server
-key, and the CUDA refinement where a GPU and gsplat are present. Real subprocesses on the demo stand-ins."""
+key, and the CUDA refinement where a GPU and gsplat are present. Real subprocesses on the demo stand-ins
+(the session's `demo` folder from conftest)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,6 @@ def backend(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     if check and completed.returncode != 0:
         raise AssertionError(f"backend {args[0]} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
     return completed
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("demo")
-    backend("make-demo", directory, check=True)
-    return directory
 
 
 def reconstruct(demo: Path, out: Path, *extra, check: bool = False, device: str = "cpu") -> subprocess.CompletedProcess:
