@@ -79,7 +79,7 @@ def main() -> int:
 
         def show(run: Reconstruction, name: str = name) -> None:
             if run.total:
-                print(f"bake: {name}: {run.status_line}", flush=True)
+                print(f"bake: {name}: {run.frame_line}", flush=True)
 
         run.wait(on_progress=show)
         if run.state != "done":

@@ -161,7 +161,7 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
         started = time.perf_counter()
 
         def show(run: Reconstruction) -> None:
-            print(f"SHeaP: {run.status_line}", flush=True)
+            print(f"SHeaP: {run.frame_line if run.total else run.status_line}", flush=True)
 
         run.wait(on_progress=show)
         for message in run.messages:

@@ -113,11 +113,16 @@ class Reconstruction:
         return self.frame / self.total if self.total else 0.0
 
     @property
+    def frame_line(self) -> str:
+        """ "frame 812/2400 - 24 fps" (whatever the state: the last one stays readable once done)."""
+        return f"frame {self.frame}/{self.total} - {self.fps:.0f} fps" if self.total else "reading footage..."
+
+    @property
     def status_line(self) -> str:
         if self.state == "starting":
             return "starting the backend (loading torch and the model)..."
         if self.state == "running":
-            return f"frame {self.frame}/{self.total} - {self.fps:.0f} fps" if self.total else "reading footage..."
+            return self.frame_line
         return {"done": "done", "failed": self.error, "cancelled": "cancelled"}[self.state]
 
     def poll(self) -> None:

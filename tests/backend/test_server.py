@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -16,26 +19,41 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Client:
+    """The test's side of the pipe; a reader thread so that no wait can hang the suite."""
+
     def __init__(self):
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen([sys.executable, "-m", "backend", "serve"], cwd=REPO, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+                                        stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
 
     def send(self, **request) -> None:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
 
-    def next_event(self) -> dict:
-        line = self.process.stdout.readline()
-        assert line, "the backend closed its output"
+    def backend_stderr(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()[-3000:]
+
+    def next_event(self, timeout: float = 180.0) -> dict:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            message = f"no event from the backend in {timeout} s; its stderr:\n{self.backend_stderr()}"
+            raise AssertionError(message) from None
         return json.loads(line)
 
     def until(self, *events: str) -> tuple[dict, list[dict]]:
+        """Events up to the first of `events`; an unexpected error or cancel fails at once."""
         seen = []
         while True:
             event = self.next_event()
             seen.append(event)
             if event["event"] in events:
                 return event, seen
+            if event["event"] in ("error", "cancelled"):
+                raise AssertionError(f"waiting for {events}, got {event}; backend stderr:\n{self.backend_stderr()}")
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -44,6 +62,7 @@ class Client:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.stderr.close()
 
 
 @pytest.fixture()

@@ -163,7 +163,7 @@ def test_per_group_smoothing_reaches_the_backend(demo, empty_scene):
         == {"FINISHED"}
     root = next(o for o in empty_scene.objects if "sheap_result" in o)
     recorded = json.loads(read_metadata(root["sheap_result"])["smoothing"])
-    assert recorded == {"strength": 0.1, "jaw": 0.8, "expression": 0.2}
+    assert recorded == pytest.approx({"strength": 0.1, "jaw": 0.8, "expression": 0.2})
     # the panel's per-group settings are used when the operator leaves them empty
     settings = empty_scene.sheap
     settings.smooth_per_group, settings.smooth_eyes = True, 0.3
