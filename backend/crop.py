@@ -94,6 +94,10 @@ class BoxSmoother:
     def flush(self) -> list[np.ndarray | None]:
         """The boxes of the last frames, once the clip has ended."""
         out = []
+        # a clip shorter than the look-ahead never filled the window: pad its future so that the
+        # oldest pending frame sits at the centre (index `radius`) when the loop below appends
+        while len(self._window) < self._window.maxlen - 1:
+            self._window.append(None)
         while self._pending > 0:
             self._window.append(None)  # no future: those frames' fits use the past side only
             self._pending -= 1

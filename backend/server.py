@@ -72,6 +72,7 @@ class Server:
         self.write_lock = threading.Lock()
         self.stop = threading.Event()
         self.worker: threading.Thread | None = None
+        self.busy = False  # a job is running (its closing event not yet sent)
 
     def send(self, event: str, **fields) -> None:
         with self.write_lock:
@@ -79,6 +80,13 @@ class Server:
             self.stdout.flush()
 
     def run_job(self, request: dict) -> None:
+        """The worker thread: one job, then its closing event (sent once the server is free again)."""
+        event, fields = self._job(request)
+        self.busy = False  # cleared first: a client may send the next request the moment it reads this event
+        self.send(event, id=request.get("id"), **fields)
+
+    def _job(self, request: dict) -> tuple[str, dict]:
+        """Run a reconstruct request; returns its closing event (done, cancelled or error)."""
         job_id = request.get("id")
         try:
             output = Path(request["output"])
@@ -105,34 +113,35 @@ class Server:
                 add_gaussians(job.flame, result, job.footage, output, gaussian_count, job.predictor.device,
                               log=lambda message: self.send("log", id=job_id, message=message))
             write_result(output, result)
-            self.send("done", id=job_id, result=os.fspath(output.resolve()), frames=result.n_frames,
-                      invalid=int((~result.valid).sum()), demo=result.is_demo)
+            return "done", {"result": os.fspath(output.resolve()), "frames": result.n_frames,
+                            "invalid": int((~result.valid).sum()), "demo": result.is_demo}
         except Cancelled:
-            self.send("cancelled", id=job_id)
+            return "cancelled", {}
         except InputError as exc:
-            self.send("error", id=job_id, message=str(exc))
+            return "error", {"message": str(exc)}
         except KeyError as exc:
-            self.send("error", id=job_id, message=f"request lacks {exc.args[0]!r}")
+            return "error", {"message": f"request lacks {exc.args[0]!r}"}
         except (TypeError, ValueError) as exc:
-            self.send("error", id=job_id, message=f"bad request: {exc}")
+            return "error", {"message": f"bad request: {exc}"}
         except Exception as exc:  # noqa: BLE001 - the client shows one line; the trace goes to stderr
             traceback.print_exc(file=sys.stderr)
-            self.send("error", id=job_id, message=f"backend failed: {type(exc).__name__}: {exc}".splitlines()[0])
+            return "error", {"message": f"backend failed: {type(exc).__name__}: {exc}".splitlines()[0]}
 
     def handle(self, request: dict) -> bool:
         """Act on one request; False when the server should exit."""
         command = request.get("cmd")
         if command == "reconstruct":
-            if self.worker is not None and self.worker.is_alive():
+            if self.busy:
                 self.send("error", id=request.get("id"), message="busy: a reconstruction is already running")
                 return True
             self.stop.clear()
+            self.busy = True
             self.worker = threading.Thread(target=self.run_job, args=(request,), daemon=True)
             self.worker.start()
         elif command == "cancel":
             self.stop.set()
         elif command == "ping":
-            self.send("pong", busy=self.worker is not None and self.worker.is_alive())
+            self.send("pong", busy=self.busy)
         elif command == "quit":
             return False
         else:

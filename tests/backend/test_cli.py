@@ -64,6 +64,28 @@ def test_reconstruct_end_to_end(demo, reconstructed):
     assert any("demo weights" in e.get("message", "") for e in events)
 
 
+@pytest.mark.parametrize("frames", [1, 3])
+def test_short_footage_one_image_or_three(demo, tmp_path, frames):
+    """Footage shorter than the crop smoother's look-ahead: one still image, a three-frame folder."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(demo / "astronaut.mp4"))
+    images = [capture.read()[1] for _ in range(frames)]
+    if frames == 1:
+        footage = tmp_path / "still.png"
+        cv2.imwrite(str(footage), images[0])
+    else:
+        footage = tmp_path / "frames"
+        footage.mkdir()
+        for i, image in enumerate(images):
+            cv2.imwrite(str(footage / f"{i:03d}.png"), image)
+    out = tmp_path / "short.safetensors"
+    backend("reconstruct", footage, "-o", out, "--flame", demo / "flame.safetensors",
+            "--weights", demo / "demo_sheap_model.pt", check=True)
+    result = read_result(out)
+    assert result.n_frames == frames and result.valid.all()
+
+
 def test_frame_range(demo, tmp_path):
     out = tmp_path / "range.safetensors"
     backend("reconstruct", demo / "astronaut.mp4", "-o", out, "--flame", demo / "flame.safetensors",

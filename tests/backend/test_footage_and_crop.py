@@ -168,3 +168,15 @@ def test_crop_maps_a_known_point_exactly():
     # a box out of the frame is padded, never moved: the dot stays where the box says
     shifted = crop_image(rgb, box - [240, 0, 240, 0])
     assert shifted[0].max() == 0.0 and shifted.shape == (3, 224, 224)
+
+
+@pytest.mark.parametrize("n_frames", [1, 2, 5, 6, 7, 12, 13, 14])
+def test_smoother_on_clips_shorter_and_longer_than_its_window(n_frames):
+    smoother = BoxSmoother(radius=6)
+    boxes = [np.array([10.0 + 2 * i, 20.0, 110.0 + 2 * i, 120.0]) for i in range(n_frames)]
+    out = []
+    for box in boxes:
+        out += smoother.push(box)
+    out += smoother.flush()
+    assert len(out) == n_frames
+    assert np.abs(np.array(out) - np.array(boxes)).max() < 1e-6  # each frame's own box, in order
