@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_command import backend
 
 from sheap_blender.core.result_format import PER_FRAME, read_result
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def backend(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    completed = subprocess.run([sys.executable, "-m", "backend", *map(str, args)], cwd=REPO, capture_output=True,
-                               text=True, timeout=600)
-    if check and completed.returncode != 0:
-        raise AssertionError(f"backend {args[0]} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    return completed
 
 
 @pytest.fixture(scope="module")

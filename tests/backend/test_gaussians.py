@@ -13,21 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from backend_command import REPO, backend
 
 from sheap_blender.core.flame_model import load_flame
 from sheap_blender.core.gaussians import TENSORS, binding_from_tensors, pose_gaussians
 from sheap_blender.core.result_format import read_result
 
-REPO = Path(__file__).resolve().parents[2]
 START, END, COUNT = 2, 30, 20_000
-
-
-def backend(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    completed = subprocess.run([sys.executable, "-m", "backend", *map(str, args)], cwd=REPO, capture_output=True,
-                               text=True, timeout=600)
-    if check and completed.returncode != 0:
-        raise AssertionError(f"backend {args[0]} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    return completed
 
 
 def reconstruct(demo: Path, out: Path, *extra, check: bool = False, device: str = "cpu") -> subprocess.CompletedProcess:

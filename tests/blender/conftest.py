@@ -7,7 +7,9 @@ its summary and unconfigured, this conftest flushes and ends the process with os
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,18 @@ def empty_scene():
     """A factory-fresh, empty scene for each test."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     yield bpy.context.scene
+
+
+BACKEND_PYTHON = Path(ROOT) / ".venv" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The demo stand-ins and the astronaut clip, made once by the backend's `make-demo` (needs .venv)."""
+    if not BACKEND_PYTHON.is_file():
+        pytest.skip("the backend environment (.venv) is not set up")
+    directory = tmp_path_factory.mktemp("demo")
+    completed = subprocess.run([str(BACKEND_PYTHON), "-m", "backend", "make-demo", str(directory)], cwd=ROOT,
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return directory

@@ -17,14 +17,6 @@ BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 pytestmark = pytest.mark.skipif(not BACKEND_PYTHON.is_file(), reason="the backend environment (.venv) is not set up")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("demo")
-    subprocess.run([str(BACKEND_PYTHON), "-m", "backend", "make-demo", str(directory)], cwd=REPO, check=True,
-                   capture_output=True)
-    return directory
-
-
 def bake(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "scripts" / "bake.py"), "--", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=900)

@@ -23,14 +23,6 @@ DATABLOCKS = ("objects", "meshes", "armatures", "actions", "cameras", "images", 
 pytestmark = pytest.mark.skipif(not BACKEND_PYTHON.is_file(), reason="the backend environment (.venv) is not set up")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("demo")
-    subprocess.run([str(BACKEND_PYTHON), "-m", "backend", "make-demo", str(directory)], cwd=REPO, check=True,
-                   capture_output=True)
-    return directory
-
-
 @pytest.fixture(scope="module", autouse=True)
 def registered():
     if not hasattr(bpy.types.Scene, "sheap"):
