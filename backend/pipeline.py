@@ -48,7 +48,18 @@ class Frame:
     confidence: float
 
 
-def _run_stage(target: Callable[[], None], out: queue.Queue, stop: threading.Event) -> threading.Thread:
+class _EitherEvent:
+    """Set when either event is: the stages stop on the caller's cancel or when their consumer is done."""
+
+    def __init__(self, first: threading.Event, second: threading.Event):
+        self.first, self.second = first, second
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or self.second.is_set()
+
+
+def _run_stage(target: Callable[[], None], out: queue.Queue, stop: threading.Event | _EitherEvent
+               ) -> threading.Thread:
     """Run `target` in a daemon thread; an exception travels down `out` to the consumer."""
 
     def body() -> None:
@@ -62,7 +73,7 @@ def _run_stage(target: Callable[[], None], out: queue.Queue, stop: threading.Eve
     return thread
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+def _put(q: queue.Queue, item, stop: threading.Event | _EitherEvent) -> None:
     """Put that gives up when the job is stopped (so no thread blocks forever on a full queue)."""
     while not stop.is_set():
         try:
@@ -94,9 +105,15 @@ def _fallback_box(width: int, height: int) -> np.ndarray:
     return np.array([width / 2 - half, height / 2 - half, width / 2 + half, height / 2 + half], dtype=np.float64)
 
 
-def iterate_crops(footage: Footage, start: int, end: int | None, stop: threading.Event,
+def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threading.Event,
                   queue_size: int = 32) -> Iterator[Frame]:
-    """Decode and detect in two background threads; yield each frame's crop in order."""
+    """Decode and detect in two background threads; yield each frame's crop in order.
+
+    `cancel` is only read here (Cancelled is raised when it is set), never set: it stays the
+    caller's to mean "the user cancelled".
+    """
+    finished = threading.Event()
+    stop = _EitherEvent(cancel, finished)
     decoded: queue.Queue = queue.Queue(maxsize=queue_size)
     cropped: queue.Queue = queue.Queue(maxsize=queue_size)
 
@@ -130,9 +147,9 @@ def iterate_crops(footage: Footage, start: int, end: int | None, stop: threading
 
     threads = [_run_stage(decode, decoded, stop), _run_stage(detect, cropped, stop)]
     try:
-        yield from _drain(cropped, stop)
+        yield from _drain(cropped, cancel)
     finally:
-        stop.set()
+        finished.set()
         for thread in threads:
             thread.join(timeout=5)
 

@@ -112,6 +112,8 @@ class Server:
             if gaussians:
                 add_gaussians(job.flame, result, job.footage, output, gaussian_count, job.predictor.device,
                               log=lambda message: self.send("log", id=job_id, message=message))
+                if self.stop.is_set():  # cancelled while the Gaussians were made: nothing is written
+                    return "cancelled", {}
             write_result(output, result)
             return "done", {"result": os.fspath(output.resolve()), "frames": result.n_frames,
                             "invalid": int((~result.valid).sum()), "demo": result.is_demo}
