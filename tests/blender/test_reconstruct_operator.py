@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import bpy
+import numpy as np
 import pytest
 
 import sheap_blender
@@ -172,3 +173,15 @@ def test_bad_smoothing_groups_are_refused(demo, empty_scene, groups, message):
     with pytest.raises(RuntimeError, match=message):
         run_operator(demo, smooth_groups=groups)
     assert counts() == before
+
+
+def test_gaussian_preview_from_a_real_run(demo, empty_scene):
+    from sheap_blender.gaussian_preview import scene_previews
+
+    assert run_operator(demo, frame_start=0, frame_end=12, gaussians=True, gaussian_count=3000) == {"FINISHED"}
+    previews = scene_previews(empty_scene)
+    assert len(previews) == 1 and len(previews[0].data.vertices) == 3000
+    # coloured from the footage: the surfels differ in colour (each starts as the same neutral grey)
+    colours = np.empty(3000 * 4, dtype=np.float32)
+    previews[0].data.attributes["sheap_colour"].data.foreach_get("color", colours)
+    assert np.ptp(colours.reshape(-1, 4)[:, :3], axis=0).max() > 0.1
