@@ -2,6 +2,7 @@
 in weights/, or with the demo stand-ins when they are not, saying so.
 
     .venv/bin/python scripts/quickstart.py [FOOTAGE] [--flame F] [--weights W] [--out DIR]
+                                           [--weights-dir DIR] [--demo-dir DIR]
 
 Without FOOTAGE it uses the demo astronaut clip. Writes OUT/<clip>.sheap.safetensors and the
 per-frame FLAME vertices OUT/<clip>.verts.npy, through the backend's own command line.
@@ -15,10 +16,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-WEIGHTS = REPO / "weights"
-DEMO = REPO / "demo"
-REAL_FLAME = (WEIGHTS / "flame.safetensors", WEIGHTS / "generic_model.pkl")
-REAL_MODELS = (WEIGHTS / "model_expressive.pt", WEIGHTS / "model_paper.pt")
+FLAME_FILES = ("flame.safetensors", "generic_model.pkl")  # looked for in --weights-dir, in this order
+MODEL_FILES = ("model_expressive.pt", "model_paper.pt")
 
 
 def backend(*args: str) -> None:
@@ -28,8 +27,8 @@ def backend(*args: str) -> None:
         sys.exit(completed.returncode)
 
 
-def first_existing(paths: tuple[Path, ...]) -> Path | None:
-    return next((p for p in paths if p.is_file()), None)
+def first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return next((folder / name for name in names if (folder / name).is_file()), None)
 
 
 def main() -> None:
@@ -38,20 +37,24 @@ def main() -> None:
     parser.add_argument("--flame", type=Path)
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--out", type=Path, default=REPO / "out")
+    parser.add_argument("--weights-dir", type=Path, default=REPO / "weights",
+                        help="where FLAME and SHeaP are looked for")
+    parser.add_argument("--demo-dir", type=Path, default=REPO / "demo", help="where the stand-ins are made")
     args = parser.parse_args()
+    weights_dir, demo = args.weights_dir, args.demo_dir
 
-    flame = args.flame or first_existing(REAL_FLAME)
-    weights = args.weights or first_existing(REAL_MODELS)
+    flame = args.flame or first_existing(weights_dir, FLAME_FILES)
+    weights = args.weights or first_existing(weights_dir, MODEL_FILES)
     need_demo = flame is None or weights is None or args.footage is None
-    if need_demo and not (DEMO / "astronaut.mp4").is_file():
-        backend("make-demo", str(DEMO))
+    if need_demo and not (demo / "astronaut.mp4").is_file():
+        backend("make-demo", str(demo))
     if flame is None:
-        print(f"FLAME not found in {WEIGHTS}/ (see README): using the demo FLAME stand-in", flush=True)
-        flame = DEMO / "flame.safetensors"
+        print(f"FLAME not found in {weights_dir}/ (see README): using the demo FLAME stand-in", flush=True)
+        flame = demo / "flame.safetensors"
     if weights is None:
-        print(f"SHeaP weights not found in {WEIGHTS}/ (see README): using demo weights", flush=True)
-        weights = DEMO / "demo_sheap_model.pt"
-    footage = Path(args.footage) if args.footage else DEMO / "astronaut.mp4"
+        print(f"SHeaP weights not found in {weights_dir}/ (see README): using demo weights", flush=True)
+        weights = demo / "demo_sheap_model.pt"
+    footage = Path(args.footage) if args.footage else demo / "astronaut.mp4"
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = footage.stem if footage.suffix else footage.name
