@@ -41,6 +41,16 @@ def development_checkout() -> bool:
     return backend_root() == PACKAGE_DIR.parent
 
 
+def backend_environment() -> dict[str, str]:
+    """The environment of every backend command: `backend` and `sheap_blender.core` importable, unbuffered."""
+    env = dict(os.environ)
+    # `backend` from its root; `sheap_blender.core` from the folder holding this package
+    env["PYTHONPATH"] = os.pathsep.join([str(backend_root()), str(PACKAGE_DIR.parent), env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONHOME", None)  # Blender sets it for its own Python; the backend has another
+    return env
+
+
 class BackendProcess:
     """One running `python -m backend serve`; events arrive on `self.events` (a queue of dicts)."""
 
@@ -51,11 +61,7 @@ class BackendProcess:
             raise BackendError(f"{self.python}: backend Python not found (run 'Set up backend' or set it in the "
                                "preferences)")
         root = backend_root()
-        env = dict(os.environ)
-        # `backend` from its root; `sheap_blender.core` from the folder holding this package
-        env["PYTHONPATH"] = os.pathsep.join([str(root), str(PACKAGE_DIR.parent), env.get("PYTHONPATH", "")])
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("PYTHONHOME", None)  # Blender sets it for its own Python; the backend has another
+        env = backend_environment()
         self.events: queue.Queue[dict] = queue.Queue()
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self._next_id = 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bpy
 
-from .backend_process import backend_root, development_checkout, venv_python
+from .backend_process import backend_environment, backend_root, development_checkout, venv_python
 
 ADDON_ID = __package__
 WEIGHT_FILES = {"expressive": "model_expressive.pt", "paper": "model_paper.pt"}
@@ -158,7 +158,7 @@ class _BackgroundCommand:
         self.status = "starting..."
         self.returncode: int | None = None
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        cwd=backend_root())
+                                        cwd=backend_root(), env=backend_environment())
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -181,7 +181,12 @@ class _CommandOperator:
         pass
 
     def execute(self, context):
-        self._job = _BackgroundCommand(self.command(context))
+        command = self.command(context)
+        try:
+            self._job = _BackgroundCommand(command)
+        except OSError as exc:  # e.g. the backend Python is not there yet
+            self.report({"ERROR"}, f"SHeaP: {command[0]}: cannot run it ({exc.strerror})")
+            return {"CANCELLED"}
         if bpy.app.background:  # no event loop: wait here, echoing progress
             self._job.reader.join()
             return self._finish(context)

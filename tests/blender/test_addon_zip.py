@@ -68,7 +68,7 @@ def test_blender_validates_the_zip(built):
 INSTALL_SCRIPT = r"""
 import os, sys
 import bpy
-zip_path, result, flame = sys.argv[-3:]
+zip_path, result, flame, backend_python = sys.argv[-4:]
 status = 1
 try:
     assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
@@ -79,6 +79,18 @@ try:
     assert bpy.ops.sheap.import_result(filepath=result, flame=flame) == {"FINISHED"}
     roots = [o for o in bpy.data.objects if o.get("sheap_role") == "root"]
     print("installed-import-ok", len(roots), module.__file__, flush=True)
+    if backend_python:
+        # the installed backend (backend_src/ in the zip) run by the given environment: stand-ins, then a run
+        prefs = bpy.context.preferences.addons[module.__name__].preferences
+        prefs.backend_python = backend_python
+        assert bpy.ops.sheap.use_demo_files() == {"FINISHED"}
+        assert prefs.flame_path.startswith(os.environ["BLENDER_USER_RESOURCES"]), prefs.flame_path
+        demo = os.path.dirname(prefs.flame_path)
+        bpy.ops.wm.read_homefile(use_empty=True)
+        assert bpy.ops.sheap.reconstruct_head(footage=os.path.join(demo, "astronaut.mp4"), device="cpu",
+                                              frame_start=0, frame_end=8) == {"FINISHED"}
+        heads = [o for o in bpy.data.objects if o.get("sheap_role") == "head"]
+        print("installed-run-ok", len(heads), flush=True)
     status = 0
 except BaseException:
     import traceback
@@ -98,7 +110,11 @@ def test_installs_as_an_extension_and_imports(built, tmp_path):
     user.mkdir()
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(user)}
     env.pop("PYTHONPATH", None)
-    done = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(built), str(result), str(flame)], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    backend_python = REPO / ".venv" / "bin" / "python"
+    backend_python = str(backend_python) if backend_python.is_file() else ""
+    done = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(built), str(result), str(flame), backend_python],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "installed-import-ok 1" in done.stdout
+    if backend_python:  # the whole flow from the installed zip: demo stand-ins, Reconstruct Head, the rig
+        assert "installed-run-ok 1" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
