@@ -38,6 +38,64 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class BakeFailure(Exception):
+    """One clip could not be baked; the message is the one line the user sees."""
+
+
+def unique_names(clips: list[str]) -> list[str]:
+    """Output names from the clips' names, made unique: shotA/face.mp4 and shotB/face.mp4 -> face, face-2."""
+    names, seen = [], {}
+    for clip in clips:
+        path = Path(clip.rstrip("/\\"))
+        name = (path.parent.name if "%" in path.name else path.stem) or "clip"
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return names
+
+
+def bake_clip(bpy, clip: str, name: str, args: argparse.Namespace, flame: str, weights: str, python: str) -> None:
+    """Reconstruct one clip and save its .blend (written to a temporary name, then renamed)."""
+    from sheap_blender.core.errors import InputError
+    from sheap_blender.importer import import_result
+    from sheap_blender.reconstruction import Reconstruction, Request
+
+    started = time.perf_counter()
+    target = args.out / f"{name}.blend"
+    result_path = args.out / f"{name}.sheap.safetensors"
+    try:
+        if args.rig is not None:
+            bpy.ops.wm.open_mainfile(filepath=str(args.rig))
+        else:
+            bpy.ops.wm.read_factory_settings(use_empty=True)
+    except RuntimeError as exc:
+        raise BakeFailure(f"{args.rig}: cannot open it ({str(exc).strip().splitlines()[-1]})") from None
+    run = Reconstruction(Request(footage=os.path.abspath(clip), output=str(result_path), flame=flame,
+                                 weights=weights, backend_python=python, device=args.device,
+                                 batch_size=args.batch_size, smooth=args.smooth))
+
+    def show(run: Reconstruction) -> None:
+        if run.total:
+            print(f"bake: {name}: {run.frame_line}", flush=True)
+
+    run.wait(on_progress=show)
+    if run.state != "done":
+        raise BakeFailure(run.error)
+    try:
+        made = import_result(bpy.context, run.result_path, flame, onto_selected=args.rig is not None)
+    except InputError as exc:
+        raise BakeFailure(str(exc)) from None
+    temporary = target.with_name(f".{target.name}.tmp.blend")
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(temporary), copy=True)
+        os.replace(temporary, target)
+    except (RuntimeError, OSError) as exc:
+        temporary.unlink(missing_ok=True)
+        raise BakeFailure(f"{target}: cannot save it ({str(exc).strip().splitlines()[-1]})") from None
+    demo = " [demo weights]" if run.demo else ""
+    print(f"bake: {clip} -> {target} ({run.total} frames, {made.collection.name}, "
+          f"{time.perf_counter() - started:.1f} s){demo}", flush=True)
+
+
 def main() -> int:
     args = parse_args(sys.argv)
     if str(REPO) not in sys.path:  # a script, not the extension: it may use the repository's package
@@ -45,9 +103,7 @@ def main() -> int:
     import bpy
 
     import sheap_blender
-    from sheap_blender.core.errors import InputError
-    from sheap_blender.importer import import_result
-    from sheap_blender.reconstruction import Reconstruction, Request, drop_backend
+    from sheap_blender.reconstruction import drop_backend
 
     if not hasattr(bpy.types.Scene, "sheap"):
         sheap_blender.register()
@@ -63,42 +119,21 @@ def main() -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
 
+    names = unique_names(args.clips)
     failures = 0
-    for clip in args.clips:
-        started = time.perf_counter()
-        name = Path(clip.rstrip("/\\")).stem or "clip"
-        target = args.out / f"{name}.blend"
-        result_path = args.out / f"{name}.sheap.safetensors"
-        if args.rig is not None:
-            bpy.ops.wm.open_mainfile(filepath=str(args.rig))
-        else:
-            bpy.ops.wm.read_factory_settings(use_empty=True)
-        run = Reconstruction(Request(footage=os.path.abspath(clip), output=str(result_path), flame=flame,
-                                     weights=weights, backend_python=python, device=args.device,
-                                     batch_size=args.batch_size, smooth=args.smooth))
-
-        def show(run: Reconstruction, name: str = name) -> None:
-            if run.total:
-                print(f"bake: {name}: {run.frame_line}", flush=True)
-
-        run.wait(on_progress=show)
-        if run.state != "done":
-            print(f"bake: FAILED {clip}: {run.error}", file=sys.stderr, flush=True)
-            failures += 1
-            continue
-        try:
-            made = import_result(bpy.context, run.result_path, flame, onto_selected=args.rig is not None)
-        except InputError as exc:
-            print(f"bake: FAILED {clip}: {exc}", file=sys.stderr, flush=True)
-            failures += 1
-            continue
-        temporary = target.with_name(f".{target.name}.tmp.blend")
-        bpy.ops.wm.save_as_mainfile(filepath=str(temporary), copy=True)
-        os.replace(temporary, target)
-        demo = " [demo weights]" if run.demo else ""
-        print(f"bake: {clip} -> {target} ({run.total} frames, {made.collection.name}, "
-              f"{time.perf_counter() - started:.1f} s){demo}", flush=True)
-    drop_backend()
+    try:
+        for clip, name in zip(args.clips, names):
+            try:
+                bake_clip(bpy, clip, name, args, flame, weights, python)
+            except BakeFailure as exc:
+                print(f"bake: FAILED {clip}: {exc}", file=sys.stderr, flush=True)
+                failures += 1
+            except Exception as exc:  # noqa: BLE001 - a bug must not cost the rest of the batch either
+                print(f"bake: FAILED {clip}: unexpected {type(exc).__name__}: {exc}".splitlines()[0],
+                      file=sys.stderr, flush=True)
+                failures += 1
+    finally:
+        drop_backend()
     print(f"bake: {len(args.clips) - failures} baked, {failures} failed", flush=True)
     return 1 if failures else 0
 

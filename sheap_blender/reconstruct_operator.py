@@ -9,6 +9,7 @@ which builds everything or nothing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -35,12 +36,18 @@ def footage_of_clip(clip: bpy.types.MovieClip) -> str:
 
 
 def result_path_for(footage: str) -> Path:
-    """Where the result goes: beside the .blend when saved, else in the extension's user folder."""
-    stem = Path(footage.rstrip("/\\")).name
-    stem = re.sub(r"[^\w.-]+", "_", Path(stem).stem if Path(stem).suffix else stem) or "footage"
+    """Where the result goes: beside the .blend when saved, else in the extension's user folder.
+
+    Named after the footage plus a short hash of its full path: two clips called `face.mp4` in
+    different folders get results (and rigs) of their own; the same clip again reuses its own.
+    """
+    path = Path(os.path.abspath(footage.rstrip("/\\")))
+    name = path.parent.name if "%" in path.name else path.name  # frames/%04d.png: the folder names it
+    stem = re.sub(r"[^\w.-]+", "_", Path(name).stem if Path(name).suffix else name) or "footage"
+    tag = hashlib.sha1(os.fspath(path).encode("utf-8")).hexdigest()[:8]
     folder = Path(bpy.path.abspath("//sheap_results")) if bpy.data.filepath else preferences.user_dir() / "results"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{stem}.sheap.safetensors"
+    return folder / f"{stem}-{tag}.sheap.safetensors"
 
 
 def parse_smooth_groups(text: str) -> dict[str, float] | str:

@@ -8,6 +8,7 @@ is dropped, and the next run starts a fresh one.
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import time
@@ -167,8 +168,14 @@ class Reconstruction:
             time.sleep(interval)
 
     def cancel(self) -> None:
-        """Stop now: the backend process is ended (a new one starts next run), nothing is written."""
+        """Stop now: the backend process is ended (a new one starts next run), nothing is written.
+
+        The result file is only ever renamed into place when complete, so an earlier run's result
+        there stays; what the killed backend was still writing (its temporary file) is removed.
+        """
         self.state = "cancelled"
         self.error = "cancelled"
         drop_backend(now=True)
-        Path(self.request.output).unlink(missing_ok=True)
+        output = Path(self.request.output)
+        for partial in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):
+            partial.unlink(missing_ok=True)

@@ -78,3 +78,13 @@ def test_missing_inputs_exit_2_with_one_line(tmp_path):
     assert "nope.safetensors" in completed.stderr and "Traceback" not in completed.stderr
     assert not (tmp_path / "out").exists()
 
+
+
+def test_clips_with_the_same_name_get_their_own_files():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from bake import unique_names
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    assert unique_names(["a/face.mp4", "b/face.mp4", "c/take/", "d/take/%04d.png", "e/other.mov"]) == [
+        "face", "face-2", "take", "take-2", "other"]

@@ -120,6 +120,7 @@ def test_a_killed_backend_is_reported_and_the_next_run_works(demo, empty_scene, 
 def test_cancel_mid_run_is_quick_and_leaves_nothing(demo, empty_scene, tmp_path):
     before = counts()
     output = tmp_path / "cancelled.sheap.safetensors"
+    output.write_bytes(b"an earlier run's result")  # a cancelled re-run must not lose it
     run = Reconstruction(Request(footage=str(demo / "astronaut.mp4"), output=str(output),
                                  flame=str(demo / "flame.safetensors"), weights=str(demo / "demo_sheap_model.pt"),
                                  backend_python=str(BACKEND_PYTHON), device="cpu", batch_size=1))
@@ -134,7 +135,8 @@ def test_cancel_mid_run_is_quick_and_leaves_nothing(demo, empty_scene, tmp_path)
     assert time.perf_counter() - started < 1.0
     assert run.finished and run.state == "cancelled"
     assert process.poll() is not None and backend_pids() == []
-    assert not output.exists()
+    assert output.read_bytes() == b"an earlier run's result"
+    assert [p.name for p in tmp_path.iterdir()] == [output.name]  # no partial file left
     assert counts() == before
 
 
@@ -185,3 +187,13 @@ def test_gaussian_preview_from_a_real_run(demo, empty_scene):
     colours = np.empty(3000 * 4, dtype=np.float32)
     previews[0].data.attributes["sheap_colour"].data.foreach_get("color", colours)
     assert np.ptp(colours.reshape(-1, 4)[:, :3], axis=0).max() > 0.1
+
+
+def test_result_files_are_per_clip_not_per_name(tmp_path):
+    from sheap_blender.reconstruct_operator import result_path_for
+
+    first, second = tmp_path / "shotA" / "face.mp4", tmp_path / "shotB" / "face.mp4"
+    assert result_path_for(str(first)) != result_path_for(str(second))
+    assert result_path_for(str(first)) == result_path_for(str(first))
+    assert result_path_for(str(first)).name.startswith("face-")
+    assert result_path_for(str(tmp_path / "take3" / "%04d.png")).name.startswith("take3-")
