@@ -88,17 +88,25 @@ class Server:
     def _job(self, request: dict) -> tuple[str, dict]:
         """Run a reconstruct request; returns its closing event (done, cancelled or error)."""
         job_id = request.get("id")
-        try:
+        try:  # the request itself: a malformed one is the client's mistake, said in one line
             output = Path(request["output"])
+            footage, flame, weights = Path(request["footage"]), Path(request["flame"]), Path(request["weights"])
+            device, start, end = str(request.get("device", "auto")), int(request.get("start", 0)), request.get("end")
+            end = None if end is None else int(end)
+            batch_size = int(request.get("batch_size", 16))
+            per_frame_shape = bool(request.get("per_frame_shape", False))
+            smoothing = Smoothing.parse(float(request.get("smooth", 0.0)), request.get("smooth_groups") or {})
             gaussians = bool(request.get("gaussians", False))
-            gaussian_count = check_count(int(request.get("gaussian_count") or DEFAULT_COUNT)) if gaussians else 0
-            job = prepare_job(
-                Path(request["footage"]), output, Path(request["flame"]), Path(request["weights"]),
-                request.get("device", "auto"), int(request.get("start", 0)), request.get("end"),
-                int(request.get("batch_size", 16)), bool(request.get("per_frame_shape", False)),
-                Smoothing.parse(float(request.get("smooth", 0.0)), request.get("smooth_groups") or {}),
-                load_predictor=self.cache.predictor, load_flame=self.cache.flame,
-            )
+            gaussian_count = check_count(int(request.get("gaussian_count", DEFAULT_COUNT))) if gaussians else 0
+        except KeyError as exc:
+            return "error", {"message": f"request lacks {exc.args[0]!r}"}
+        except (TypeError, ValueError) as exc:
+            return "error", {"message": f"bad request: {exc}"}
+        except InputError as exc:
+            return "error", {"message": str(exc)}
+        try:
+            job = prepare_job(footage, output, flame, weights, device, start, end, batch_size, per_frame_shape,
+                              smoothing, load_predictor=self.cache.predictor, load_flame=self.cache.flame)
             if job.is_demo:
                 self.send("log", id=job_id, message="using demo weights (stand-ins, not SHeaP/FLAME)")
             self.send("log", id=job_id, message=job.describe())
@@ -112,7 +120,7 @@ class Server:
             if gaussians:
                 add_gaussians(job.flame, result, job.footage, output, gaussian_count, job.predictor.device,
                               log=lambda message: self.send("log", id=job_id, message=message))
-                if self.stop.is_set():  # cancelled while the Gaussians were made: nothing is written
+                if self.stop.is_set():  # cancelled while the Gaussians were made: no result is written
                     return "cancelled", {}
             write_result(output, result)
             return "done", {"result": os.fspath(output.resolve()), "frames": result.n_frames,
@@ -121,10 +129,6 @@ class Server:
             return "cancelled", {}
         except InputError as exc:
             return "error", {"message": str(exc)}
-        except KeyError as exc:
-            return "error", {"message": f"request lacks {exc.args[0]!r}"}
-        except (TypeError, ValueError) as exc:
-            return "error", {"message": f"bad request: {exc}"}
         except Exception as exc:  # noqa: BLE001 - the client shows one line; the trace goes to stderr
             traceback.print_exc(file=sys.stderr)
             return "error", {"message": f"backend failed: {type(exc).__name__}: {exc}".splitlines()[0]}

@@ -62,6 +62,7 @@ def posed_binding(result_path: Path, flame_path: Path, frame: int, device: str =
                   ) -> tuple[GaussianBinding, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The result's binding and its Gaussians posed at footage frame `frame` (centres, axes, scales)."""
     from .gaussian_views import evaluate_rows
+    from .predictor import resolve_device
 
     result = read_result(result_path)
     model = load_flame(flame_path)
@@ -72,7 +73,7 @@ def posed_binding(result_path: Path, flame_path: Path, frame: int, device: str =
     if len(rows) == 0:
         first, last = int(result.frame_index.min()), int(result.frame_index.max())
         raise InputError(result_path, f"frame {frame} is not in the result (footage frames {first}..{last})")
-    vertices = evaluate_rows(model, result, rows[:1], device)[0]
+    vertices = evaluate_rows(model, result, rows[:1], resolve_device(device))[0]
     return binding, pose_gaussians(vertices, np.asarray(model.faces), binding)
 
 

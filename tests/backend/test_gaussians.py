@@ -155,7 +155,7 @@ def test_export_ply(demo, with_gaussians, model, vertices, tmp_path):
     frame = 10  # footage frame; the result starts at START, so this is row 8
     out = tmp_path / "head.ply"
     completed = backend("export-ply", with_gaussians, "--frame", frame, "--flame", demo / "generic_model.pkl",
-                        "-o", out, check=True)
+                        "-o", out, "--device", "auto", check=True)
     assert str(COUNT) in completed.stdout
     names, count, end = read_ply_header(out)
     assert names == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",

@@ -104,6 +104,12 @@ def test_errors_are_one_line_and_the_server_stays_up(client, demo, tmp_path):
     error, _ = client.until("error", "done")
     assert error["event"] == "error" and error["id"] == 7
     assert "missing.mp4" in error["message"] and "\n" not in error["message"]
+    client.send(**request(demo, tmp_path / "x.safetensors", id=8, batch_size="lots"))
+    error, _ = client.until("error")
+    assert error["id"] == 8 and error["message"].startswith("bad request")
+    client.send(**request(demo, tmp_path / "x.safetensors", id=9, gaussians=True, gaussian_count=0))
+    error, _ = client.until("error")
+    assert error["id"] == 9 and "0" in error["message"] and "\n" not in error["message"]
     client.send(cmd="frobnicate")
     assert "unknown request" in client.until("error")[0]["message"]
     client.send(cmd="ping")
