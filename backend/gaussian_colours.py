@@ -48,9 +48,9 @@ def visible_head_faces(vertices: np.ndarray, faces: np.ndarray, resolution: int 
         helper = np.array([1.0, 0, 0]) if abs(d[1]) > 0.9 else np.array([0, 1.0, 0])
         right = np.cross(helper, d)
         right /= np.linalg.norm(right)
-        down = np.cross(d, right)
+        up_axis = np.cross(d, right)  # image rows: only visibility is asked, so the flip is harmless
         local = vertices - centre
-        uv = np.stack([local @ right, local @ down], axis=1) / pixel + resolution / 2
+        uv = np.stack([local @ right, local @ up_axis], axis=1) / pixel + resolution / 2
         depth = radius - local @ d
         zbuffer = rasterise_depth(uv, depth, faces, resolution, resolution, perspective=False)
         seen |= visible(uv, depth, zbuffer, tolerance=1.5 * pixel, neighbourhood=0)
@@ -61,7 +61,7 @@ def _blurred(view: View, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(view.image, (0, 0), sigma) if sigma > 0.3 else view.image
 
 
-def footprint_sigma(view: View, centres: np.ndarray, axes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+def footprint_sigma(view: View, centres: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """(G,) rough projected radius (window pixels) of each surfel: its mean in-plane scale seen head-on."""
     _, depth = view.project(centres)
     focal = view.intrinsics()[0, 0]
@@ -99,7 +99,7 @@ def project_colours(binding: GaussianBinding, faces: np.ndarray, views: list[Vie
     for view in views:
         centres, axes, scales = pose_gaussians(view.vertices.astype(np.float64), faces, binding)
         weights, uv = view_weights(view, centres, axes[..., :, 2])
-        sigma = float(np.median(footprint_sigma(view, centres, axes, scales))) * 0.5
+        sigma = float(np.median(footprint_sigma(view, centres, scales))) * 0.5
         colours = sample_image(_blurred(view, sigma), uv)
         total += weights[:, None] * colours
         weight_sum += weights

@@ -16,15 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from scipy.special import logit
 
-from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians
+from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians, scales_3d
 from sheap_blender.core.rotation import matrix_to_quaternion
 
 from .gaussian_views import View
 
 STEPS = 300
 LEARNING_RATE = 0.03
-FLAT_SCALE = 0.01  # the surfel's third scale, as a fraction of its smaller one (2DGS ignores it)
 
 # FLAME world -> OpenCV camera: x' = x, y' = -y, z' = 1 - z (the camera at (0, 0, 1) looking toward -Z)
 VIEW_MATRIX = np.array([[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 1], [0, 0, 0, 1]], dtype=np.float32)
@@ -42,13 +42,12 @@ def gsplat_available() -> bool:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
+    return logit(np.clip(p, 1e-4, 1 - 1e-4))  # clipped: a saturated start would have no gradient
 
 
 def _posed(binding: GaussianBinding, faces: np.ndarray, view: View, device: torch.device) -> dict[str, torch.Tensor]:
     centres, axes, scales = pose_gaussians(view.vertices.astype(np.float64), faces, binding)
-    scales3 = np.concatenate([scales, FLAT_SCALE * scales.min(-1, keepdims=True)], -1)
+    scales3 = scales_3d(scales)  # 2DGS ignores the third
 
     def t(array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)

@@ -69,11 +69,15 @@ def head_yaw(result: Result) -> np.ndarray:
 def choose_rows(result: Result, count: int) -> np.ndarray:
     """Up to `count` rows spread over the clip and over head yaw (farthest-point in time x yaw).
 
-    Starts from the most frontal frame with a face; frames without a face are never chosen.
+    Starts from the most frontal frame with a face; frames without a face or flagged as outliers
+    are not chosen while there are others.
     """
-    candidates = np.flatnonzero(result.valid)
+    # frames with a face whose prediction was kept: an outlier's parameters were replaced by its
+    # neighbours', so its mesh does not match its image
+    outlier = np.asarray(result.extra.get("outlier", np.zeros(result.n_frames)), dtype=bool).reshape(-1)
+    candidates = np.flatnonzero(result.valid & ~outlier)
     if len(candidates) == 0:
-        candidates = np.arange(result.n_frames)
+        candidates = np.flatnonzero(result.valid) if result.valid.any() else np.arange(result.n_frames)
     yaw = head_yaw(result)[candidates]
     time = candidates / max(result.n_frames - 1, 1)
     spread = max(float(np.ptp(yaw)), np.radians(10.0))  # a still head: time decides

@@ -19,15 +19,15 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logit
 
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame_model import load_flame
-from sheap_blender.core.gaussians import GaussianBinding, binding_from_tensors, pose_gaussians
+from sheap_blender.core.gaussians import GaussianBinding, binding_from_tensors, pose_gaussians, scales_3d
 from sheap_blender.core.result_format import read_result
 from sheap_blender.core.rotation import matrix_to_quaternion
 
 SH_C0 = 0.28209479177387814
-FLAT_SCALE = 0.01  # the third scale, as a fraction of the smaller in-plane one
 PROPERTIES = ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
               "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
 
@@ -35,11 +35,9 @@ PROPERTIES = ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "op
 def splat_rows(centres: np.ndarray, axes: np.ndarray, scales: np.ndarray, colour: np.ndarray,
                opacity: np.ndarray) -> np.ndarray:
     """(G, 17) float32 rows in PROPERTIES order, activations inverted as viewers expect."""
-    in_plane = np.maximum(np.asarray(scales, dtype=np.float64), 1e-12)
-    log_scale = np.log(np.concatenate([in_plane, FLAT_SCALE * in_plane.min(-1, keepdims=True)], -1))
-    p = np.clip(np.asarray(opacity, dtype=np.float64), 1e-6, 1 - 1e-6)
+    opacity_logit = logit(np.clip(np.asarray(opacity, dtype=np.float64), 1e-6, 1 - 1e-6))
     columns = [centres, axes[..., :, 2], (np.asarray(colour, dtype=np.float64) - 0.5) / SH_C0,
-               np.log(p / (1 - p))[:, None], log_scale, matrix_to_quaternion(axes)]
+               opacity_logit[:, None], np.log(scales_3d(scales)), matrix_to_quaternion(axes)]
     return np.concatenate([np.asarray(c, dtype=np.float64) for c in columns], axis=1).astype(np.float32)
 
 

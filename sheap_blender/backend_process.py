@@ -88,8 +88,10 @@ class BackendProcess:
             except json.JSONDecodeError:
                 self.stderr_tail.append(line.rstrip())  # a stray print: keep it for diagnostics
                 continue
-            if isinstance(event, dict):
+            if isinstance(event, dict) and isinstance(event.get("event"), str):
                 self.events.put(event)
+            else:  # JSON, but not one of our events: keep it for diagnostics too
+                self.stderr_tail.append(line.rstrip())
         code = self.process.wait()
         self.events.put({"event": "exited", "code": code})
 

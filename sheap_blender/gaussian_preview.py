@@ -11,7 +11,7 @@ three corners' positions by index, and turns the vertices into points at
 
 (s = sqrt(|e1 x e2|), n = unit normal: `core.gaussians.pose_gaussians`), with the material
 "SHeaP Gaussians" (emission of the colour, transparent by 1 - opacity) for EEVEE and Cycles.
-The object sits beside the head (same parent, identity transform) and Object Info is relative,
+The object sits beside the head (same parent, the head's transform) and Object Info is relative,
 so the points follow the head however the rig is moved.
 """
 

@@ -99,9 +99,9 @@ class Reconstruction:
             backend = warm_backend(self.request.backend_python)
             self._job_id = backend.reconstruct(**self.request.fields())
             self._backend = backend
-        except BackendError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to start must end the run, never leave it "starting"
             if self.state != "cancelled":
-                self.error = str(exc)
+                self.error = str(exc) if isinstance(exc, BackendError) else f"backend start failed: {exc!r}"
                 self.state = "failed"
             drop_backend(now=True)
 
@@ -123,6 +123,8 @@ class Reconstruction:
         if self.state == "starting":
             return "starting the backend (loading torch and the model)..."
         if self.state == "running":
+            if self.total and self.frame >= self.total and self.messages:
+                return self.messages[-1]  # every frame done: the backend is finishing (e.g. the Gaussians)
             return self.frame_line
         return {"done": "done", "failed": self.error, "cancelled": "cancelled"}[self.state]
 

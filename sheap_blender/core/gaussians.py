@@ -20,6 +20,8 @@ import numpy as np
 from .errors import InputError
 from .rotation import quaternion_to_matrix
 
+FLAT_SCALE = 0.01  # a surfel as a 3D Gaussian (PLY, rasterisers): its normal scale / its smaller in-plane one
+
 # result tensor name -> (width of a row, or 0 for a (G,) vector; dtype)
 TENSORS = {
     "gaussian_face": (0, np.int32),  # parent triangle (index into FLAME's faces)
@@ -98,6 +100,12 @@ def pose_gaussians(vertices: np.ndarray, faces: np.ndarray, binding: GaussianBin
     axes = frames @ quaternion_to_matrix(binding.rotation)
     scales = binding.scale * size[..., None]
     return centres, axes, scales
+
+
+def scales_3d(scales: np.ndarray) -> np.ndarray:
+    """(..., 2) in-plane scales -> (..., 3) with the surfel's thin third scale along its normal."""
+    scales = np.maximum(np.asarray(scales, dtype=np.float64), 1e-12)
+    return np.concatenate([scales, FLAT_SCALE * scales.min(-1, keepdims=True)], axis=-1)
 
 
 def sample_binding(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0,
