@@ -8,6 +8,7 @@ also writes a side-by-side preview next to the result. The binding goes into the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .flame import Flame
 from .footage import Footage
 from .gaussian_colours import project_colours, visible_head_faces
 from .gaussian_views import View, choose_rows, load_views
+from .pipeline import Cancelled
 
 DEFAULT_COUNT = 60_000
 MAX_COUNT = 2_000_000
@@ -65,16 +67,27 @@ def build_gaussians(model: FlameModel, result: Result, footage: Footage, count: 
 
 
 def add_gaussians(model: FlameModel, result: Result, footage: Footage, output: Path, count: int,
-                  device: torch.device, log: Callable[[str], None] = lambda message: None) -> GaussianBinding:
-    """Build the Gaussians into `result.extra`; on CUDA refine them and write the preview image."""
+                  device: torch.device, log: Callable[[str], None] = lambda message: None,
+                  stop: threading.Event | None = None) -> GaussianBinding:
+    """Build the Gaussians into `result.extra`; on CUDA refine them and write the preview image.
+
+    A set `stop` (a cancel) raises pipeline.Cancelled between the steps and during refinement.
+    """
+
+    def check_stop() -> None:
+        if stop is not None and stop.is_set():
+            raise Cancelled()
+
     binding, views = build_gaussians(model, result, footage, count, device)
+    check_stop()
     seen = float((binding.opacity > 0.5).mean())
     log(f"Gaussians: {binding.count} coloured from {len(views)} frames ({seen:.0%} seen)")
     if device.type == "cuda":
         from .gaussian_refine import gsplat_available, refine, write_preview
 
         if gsplat_available():
-            binding = refine(binding, np.asarray(model.faces), views, device)
+            binding = refine(binding, np.asarray(model.faces), views, device, stop=stop)
+            check_stop()
             preview = preview_path(output)
             write_preview(preview, binding, np.asarray(model.faces), views, device)
             log(f"Gaussians refined on the GPU; preview {preview}")

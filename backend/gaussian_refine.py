@@ -10,6 +10,7 @@ runs never touch it.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians, scales
 from sheap_blender.core.rotation import matrix_to_quaternion
 
 from .gaussian_views import View
+from .pipeline import Cancelled
 
 STEPS = 300
 LEARNING_RATE = 0.03
@@ -69,8 +71,11 @@ def render(posed: dict[str, torch.Tensor], colours: torch.Tensor, opacities: tor
 
 
 def refine(binding: GaussianBinding, faces: np.ndarray, views: list[View], device: torch.device,
-           steps: int = STEPS) -> GaussianBinding:
-    """A binding with colours and opacities fitted to the views (L1 over each view's head pixels)."""
+           steps: int = STEPS, stop: threading.Event | None = None) -> GaussianBinding:
+    """A binding with colours and opacities fitted to the views (L1 over each view's head pixels).
+
+    `stop` (a cancel) is looked at every step: raises pipeline.Cancelled.
+    """
     posed = [_posed(binding, faces, view, device) for view in views]
     targets = [torch.as_tensor(view.image, device=device) for view in views]
     masks = [torch.as_tensor(view.head_mask, device=device) for view in views]
@@ -78,6 +83,8 @@ def refine(binding: GaussianBinding, faces: np.ndarray, views: list[View], devic
     opacity_logit = torch.tensor(_logit(binding.opacity), dtype=torch.float32, device=device, requires_grad=True)
     optimiser = torch.optim.Adam([colour_logit, opacity_logit], lr=LEARNING_RATE)
     for _ in range(steps):
+        if stop is not None and stop.is_set():
+            raise Cancelled()
         optimiser.zero_grad(set_to_none=True)
         loss = torch.zeros((), device=device)
         for p, target, mask, view in zip(posed, targets, masks, views):

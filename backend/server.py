@@ -119,9 +119,7 @@ class Server:
             result = reconstruct(job, on_progress=on_progress, stop=self.stop)
             if gaussians:
                 add_gaussians(job.flame, result, job.footage, output, gaussian_count, job.predictor.device,
-                              log=lambda message: self.send("log", id=job_id, message=message))
-                if self.stop.is_set():  # cancelled while the Gaussians were made: no result is written
-                    return "cancelled", {}
+                              log=lambda message: self.send("log", id=job_id, message=message), stop=self.stop)
             write_result(output, result)
             return "done", {"result": os.fspath(output.resolve()), "frames": result.n_frames,
                             "invalid": int((~result.valid).sum()), "demo": result.is_demo}

@@ -128,3 +128,17 @@ def test_cancel_stops_the_job_and_writes_nothing(client, demo, tmp_path):
     assert event["event"] == "cancelled"
     assert time.perf_counter() - started < 1.0
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cancel_while_the_gaussians_are_made_writes_nothing(client, demo, tmp_path):
+    client.next_event()
+    out = tmp_path / "g.safetensors"
+    client.send(**request(demo, out, id=4, end=12, gaussians=True, gaussian_count=20000))
+    while True:  # every frame predicted: the Gaussian step comes next
+        event, _ = client.until("progress")
+        if event["frame"] == event["total"]:
+            break
+    client.send(cmd="cancel")
+    event, _ = client.until("cancelled", "done")
+    assert event["event"] == "cancelled" and event["id"] == 4
+    assert list(tmp_path.iterdir()) == []
