@@ -64,39 +64,32 @@ class Footage:
             yield index, image
 
     def read_frames(self, indices: list[int] | np.ndarray) -> dict[int, np.ndarray]:
-        """Chosen frames {index: RGB uint8}; a video is read in one pass from its start (grab() skips cheaply)."""
+        """Chosen frames {index: RGB uint8}, read exactly as `frames()` reads them (the same seek, in order)."""
         wanted = sorted({int(i) for i in indices})
-        wanted_set = set(wanted)
         if not wanted:
             return {}
         if self.kind != "video":
             return {i: next(self.frames(i, i + 1))[1] for i in wanted}
-        found: dict[int, np.ndarray] = {}
-        capture = cv2.VideoCapture(str(self.path))
-        try:
-            for index in range(wanted[-1] + 1):  # no seeking: it is inexact with some codecs
-                if not capture.grab():
-                    break
-                if index in wanted_set:
-                    ok, bgr = capture.retrieve()
-                    if ok:
-                        found[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        finally:
-            capture.release()
+        found = dict(self._video_frames(wanted[0], wanted[-1] + 1, keep=set(wanted)))
         missing = [i for i in wanted if i not in found]
         if missing:
             raise InputError(self.path, f"frame {missing[0]} cannot be decoded")
         return found
 
-    def _video_frames(self, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
+    def _video_frames(self, start: int, end: int, keep: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Frames start..end-1 (only those in `keep`, when given: the others are grabbed, not converted)."""
         capture = cv2.VideoCapture(str(self.path))
         try:
             if start > 0:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, start)
             for index in range(start, end):
-                ok, bgr = capture.read()
-                if not ok:
+                if not capture.grab():
                     return  # the container's frame count may be more than the stream holds
+                if keep is not None and index not in keep:
+                    continue
+                ok, bgr = capture.retrieve()
+                if not ok:
+                    return
                 yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         finally:
             capture.release()

@@ -180,3 +180,15 @@ def test_smoother_on_clips_shorter_and_longer_than_its_window(n_frames):
     out += smoother.flush()
     assert len(out) == n_frames
     assert np.abs(np.array(out) - np.array(boxes)).max() < 1e-6  # each frame's own box, in order
+
+
+def test_chosen_frames_are_the_frames_the_pipeline_reads(clip):
+    """The Gaussians' colour frames must be the very images whose crops were predicted."""
+    footage = open_footage(clip[0])
+    streamed = dict(footage.frames(20, 70))
+    chosen = footage.read_frames([69, 20, 45, 45])
+    assert sorted(chosen) == [20, 45, 69]
+    for index, image in chosen.items():
+        assert np.array_equal(image, streamed[index])
+    with pytest.raises(InputError, match="cannot be decoded"):
+        footage.read_frames([5, footage.frame_count + 3])
