@@ -5,7 +5,7 @@ ARGS ?=
 .PHONY: run test lint zip
 
 run:
-	$(PYTHON) scripts/setup_env.py backend
+	$(PYTHON) scripts/setup_env.py run
 	.venv/bin/python scripts/quickstart.py $(ARGS)
 
 test:

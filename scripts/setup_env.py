@@ -1,6 +1,7 @@
 """Create the project's Python environments; standard library only, safe to run again.
 
     python3 scripts/setup_env.py backend   # .venv: the backend (what Blender's "Set up backend" runs)
+    python3 scripts/setup_env.py run       # the backend plus bpy 4.5 as a module (`make run` bakes a .blend)
     python3 scripts/setup_env.py test      # the backend plus test tools and two bpy environments
 
 Progress goes to stdout one line per step ("setup: ..."), so Blender can show it.
@@ -80,6 +81,11 @@ def setup_backend(gsplat: bool = False, venv: Path | None = None) -> Path:
     return build_env(venv or REPO / ".venv", "3.11", reqs)
 
 
+def setup_run() -> None:
+    setup_backend()
+    build_env(REPO / ".venv-bpy45", "3.11", [REPO / "tests" / "requirements-bpy45.txt"])
+
+
 def setup_test() -> None:
     build_env(REPO / ".venv", "3.11", [BACKEND_REQUIREMENTS, REPO / "requirements-dev.txt"])
     build_env(REPO / ".venv-bpy45", "3.11", [REPO / "tests" / "requirements-bpy45.txt"])
@@ -88,7 +94,7 @@ def setup_test() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["backend", "test"])
+    parser.add_argument("what", choices=["backend", "run", "test"])
     parser.add_argument("--gsplat", action="store_true", help="also install gsplat (CUDA machines)")
     parser.add_argument("--venv", type=Path, help="where to make the backend environment (default: .venv here)")
     args = parser.parse_args()
@@ -96,6 +102,8 @@ def main() -> None:
         if args.what == "backend":
             python = setup_backend(args.gsplat, args.venv)
             print(f"setup: backend Python is {python}", flush=True)
+        elif args.what == "run":
+            setup_run()
         else:
             setup_test()
     except subprocess.CalledProcessError as exc:
