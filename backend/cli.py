@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from sheap_blender.core.errors import InputError
@@ -83,6 +82,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 def cmd_flame(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from sheap_blender.core.atomic_file import replacing
     from sheap_blender.core.flame_model import load_flame
     from sheap_blender.core.result_format import read_result
 
@@ -91,18 +91,12 @@ def cmd_flame(args: argparse.Namespace) -> None:
     output = _existing_output_dir(Path(args.output))
     result = read_result(Path(args.result))
     flame = load_flame(Path(args.flame))
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp.npy", dir=output.parent)
-    os.close(fd)
-    try:
+    with replacing(output) as tmp:
         shape = (result.n_frames, flame.n_vertices, 3)
         verts = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         evaluate_result(flame, result, verts, device=args.device)
         verts.flush()
         del verts
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     print(f"wrote {output}: ({result.n_frames}, {flame.n_vertices}, 3) float32", flush=True)
 
 

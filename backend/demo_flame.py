@@ -15,7 +15,6 @@ import os
 import pickle
 import struct
 import sys
-import tempfile
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sheap_blender.core.atomic_file import replacing
 from sheap_blender.core.flame_model import N_EXPR, N_FACES, N_POSE_FEATURES, N_SHAPE, N_VERTICES
 
 PICKLE_NAME = "generic_model.pkl"
@@ -306,14 +306,8 @@ class _Python2Pickler(pickle._Pickler):
 
 
 def _write_atomic(path: Path, write: Callable[[object], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "xb") as out:
+        write(out)
 
 
 def write_demo_flame(directory: str | os.PathLike) -> tuple[Path, Path]:

@@ -14,13 +14,12 @@ everywhere (it needs neither gsplat nor CUDA). The file is written under a tempo
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 from scipy.special import logit
 
+from sheap_blender.core.atomic_file import replacing
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame_model import load_flame
 from sheap_blender.core.gaussians import GaussianBinding, binding_from_tensors, pose_gaussians, scales_3d
@@ -45,15 +44,9 @@ def write_splat_ply(path: Path, rows: np.ndarray) -> None:
     """Write (G, 17) rows as a binary little-endian PLY, atomically."""
     header = "".join(["ply\n", "format binary_little_endian 1.0\n", f"element vertex {len(rows)}\n",
                       *(f"property float {name}\n" for name in PROPERTIES), "end_header\n"]).encode("ascii")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as out:
-            out.write(header)
-            out.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "xb") as out:
+        out.write(header)
+        out.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
 
 
 def posed_binding(result_path: Path, flame_path: Path, frame: int, device: str = "cpu"

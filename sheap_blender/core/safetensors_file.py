@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import struct
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from .atomic_file import replacing
 from .errors import InputError
 
 _DTYPES = {
@@ -103,14 +103,8 @@ def write_safetensors(
         offset += array.nbytes
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     header_bytes += b" " * (-len(header_bytes) % 8)  # keep the data 8-byte aligned
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # beside it: the rename stays atomic
-    try:
-        with open(tmp, "xb") as out:  # (unlike mkstemp, honours the umask: the result is readable as usual)
-            out.write(struct.pack("<Q", len(header_bytes)))
-            out.write(header_bytes)
-            for array in arrays:
-                out.write(array.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "xb") as out:
+        out.write(struct.pack("<Q", len(header_bytes)))
+        out.write(header_bytes)
+        for array in arrays:
+            out.write(array.tobytes())
