@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every test suite: lint, the backend's tests in .venv, the extension's under bpy 4.5 and bpy 5.x.
+# Run every test suite: lint, the backend's tests in .venv, the extension's under bpy 4.5, 5.x and 4.2 LTS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -7,7 +7,7 @@ echo "== ruff"
 .venv/bin/ruff check . || status=1
 echo "== core and backend tests (.venv, Python 3.11)"
 .venv/bin/python -m pytest tests/core tests/backend -q "$@" || status=1
-for env in .venv-bpy45 .venv-bpy5; do
+for env in .venv-bpy45 .venv-bpy5 .venv-bpy42; do
   echo "== extension tests ($env: $($env/bin/python -c 'import sys; print("Python %d.%d" % sys.version_info[:2])'))"
   "$env/bin/python" -m pytest tests/blender -q "$@" || status=1
 done

@@ -2,7 +2,7 @@
 
     python3 scripts/setup_env.py backend   # .venv: the backend (what Blender's "Set up backend" runs)
     python3 scripts/setup_env.py run       # the backend plus bpy 4.5 as a module (`make run` bakes a .blend)
-    python3 scripts/setup_env.py test      # the backend plus test tools and two bpy environments
+    python3 scripts/setup_env.py test      # the backend plus test tools and bpy 4.5, 5.2 and 4.2
 
 Progress goes to stdout one line per step ("setup: ..."), so Blender can show it.
 Each environment keeps a stamp of the requirements it was built from; an unchanged one is skipped.
@@ -90,6 +90,7 @@ def setup_test() -> None:
     build_env(REPO / ".venv", "3.11", [BACKEND_REQUIREMENTS, REPO / "requirements-dev.txt"])
     build_env(REPO / ".venv-bpy45", "3.11", [REPO / "tests" / "requirements-bpy45.txt"])
     build_env(REPO / ".venv-bpy5", "3.13", [REPO / "tests" / "requirements-bpy5.txt"])
+    build_env(REPO / ".venv-bpy42", "3.11", [REPO / "tests" / "requirements-bpy42.txt"])
 
 
 def main() -> None:

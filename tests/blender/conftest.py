@@ -1,4 +1,4 @@
-"""Extension tests under the real `bpy` module (Blender 4.5 / Python 3.11 and Blender 5.x / Python 3.13).
+"""Extension tests under the real `bpy` module (Blender 4.5 and 4.2 LTS / Python 3.11, Blender 5.x / Python 3.13).
 
 A process that imported bpy can hang in interpreter shutdown (FACTS.md): once pytest has printed
 its summary and unconfigured, this conftest flushes and ends the process with os._exit(status).
@@ -19,7 +19,7 @@ if ROOT not in sys.path:
 
 try:
     import bpy
-except ImportError:  # not a Blender environment (.venv-bpy45 / .venv-bpy5): nothing here to run
+except ImportError:  # not a Blender environment (.venv-bpy45/-bpy5/-bpy42): nothing here to run
     bpy = None
     collect_ignore_glob = ["test_*.py"]
 
