@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -18,6 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+_NATIVE_LOG_LINE = re.compile(r"^[IW]\d{4} ")  # glog/absl INFO and WARNING lines
 
 
 class BackendError(Exception):
@@ -73,7 +77,8 @@ class BackendProcess:
         except OSError as exc:
             raise BackendError(f"{self.python}: cannot start the backend ({exc.strerror})") from None
         threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
         self.info: dict | None = None
 
     def wait_ready(self, timeout: float = 120.0) -> dict:
@@ -109,7 +114,9 @@ class BackendProcess:
         for line in reversed(self.stderr_tail):
             if line.startswith(("error:", "Error", "RuntimeError", "ModuleNotFoundError", "ImportError")):
                 return line
-        return self.stderr_tail[-1] if self.stderr_tail else ""
+        # else the last line that is not MediaPipe's C++ info/warning chatter ("W0000 00:00:... file.cc:186] ...")
+        telling = [line for line in self.stderr_tail if line.strip() and not _NATIVE_LOG_LINE.match(line)]
+        return telling[-1] if telling else ""
 
     def send(self, request: dict) -> None:
         if not self.alive:
@@ -156,6 +163,7 @@ class BackendProcess:
                 raise BackendError(self.death_message(event["code"]))
 
     def death_message(self, code: int | None) -> str:
+        self._stderr_reader.join(timeout=1.0)  # the process is gone: let its last lines arrive
         words = self.last_words()
         return f"the backend exited unexpectedly (code {code})" + (f": {words}" if words else "")
 
