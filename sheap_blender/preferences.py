@@ -154,7 +154,8 @@ def readiness(python: str, flame: str, weights: str) -> list[tuple[str, str]]:
 class _BackgroundCommand:
     """A set-up command running beside Blender; its last stdout line is the progress text."""
 
-    def __init__(self, command: list[str]):
+    def __init__(self, command: list[str], echo: bool = False):
+        self.echo = echo  # background mode: print each line (there is no status bar)
         self.status = "starting..."
         self.returncode: int | None = None
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -166,6 +167,8 @@ class _BackgroundCommand:
         for line in self.process.stdout:
             if line.strip():
                 self.status = line.strip()[:200]
+                if self.echo:
+                    print(f"SHeaP: {line.rstrip()}", flush=True)
         self.returncode = self.process.wait()
 
 
@@ -183,7 +186,7 @@ class _CommandOperator:
     def execute(self, context):
         command = self.command(context)
         try:
-            self._job = _BackgroundCommand(command)
+            self._job = _BackgroundCommand(command, echo=bool(bpy.app.background))
         except OSError as exc:  # e.g. the backend Python is not there yet
             self.report({"ERROR"}, f"SHeaP: {command[0]}: cannot run it ({exc.strerror})")
             return {"CANCELLED"}
