@@ -197,3 +197,26 @@ def test_result_files_are_per_clip_not_per_name(tmp_path):
     assert result_path_for(str(first)) == result_path_for(str(first))
     assert result_path_for(str(first)).name.startswith("face-")
     assert result_path_for(str(tmp_path / "take3" / "%04d.png")).name.startswith("take3-")
+
+
+@pytest.mark.parametrize("kind", ["movie", "image sequence"])
+def test_the_panels_movie_clip_is_the_footage(demo, empty_scene, tmp_path, kind):
+    """As in the UI: a movie clip chosen in the SHeaP tab, the button pressed with no footage given."""
+    if kind == "movie":
+        clip = bpy.data.movieclips.load(str(demo / "astronaut.mp4"))
+    else:
+        import subprocess
+
+        frames = tmp_path / "take"
+        command = ("import sys, cv2\nfrom pathlib import Path\ncapture = cv2.VideoCapture(sys.argv[1])\n"
+                   "out = Path(sys.argv[2]); out.mkdir()\nfor i in range(8):\n"
+                   "    cv2.imwrite(str(out / f'{i + 1:04d}.png'), capture.read()[1])\n")
+        subprocess.run([str(BACKEND_PYTHON), "-c", command, str(demo / "astronaut.mp4"), str(frames)], check=True)
+        clip = bpy.data.movieclips.load(str(frames / "0001.png"))
+        assert clip.source == "SEQUENCE"
+    settings = empty_scene.sheap
+    settings.source, settings.clip = "CLIP", clip
+    assert run_operator(demo, footage="", frame_start=0, frame_end=6) == {"FINISHED"}
+    root = next(o for o in empty_scene.objects if "sheap_result" in o)
+    assert root["sheap_frames"] == 6
+    assert empty_scene.camera is not None
