@@ -53,8 +53,10 @@ def unique_names(clips: list[str]) -> list[str]:
     return names
 
 
-def bake_clip(bpy, clip: str, name: str, args: argparse.Namespace, flame: str, weights: str, python: str) -> None:
+def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weights: str, python: str) -> None:
     """Reconstruct one clip and save its .blend (written to a temporary name, then renamed)."""
+    import bpy
+
     from sheap_blender.core.errors import InputError
     from sheap_blender.importer import import_result
     from sheap_blender.reconstruction import Reconstruction, Request
@@ -124,7 +126,7 @@ def main() -> int:
     try:
         for clip, name in zip(args.clips, names):
             try:
-                bake_clip(bpy, clip, name, args, flame, weights, python)
+                bake_clip(clip, name, args, flame, weights, python)
             except BakeFailure as exc:
                 print(f"bake: FAILED {clip}: {exc}", file=sys.stderr, flush=True)
                 failures += 1
