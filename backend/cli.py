@@ -55,8 +55,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         from .gaussian_head import check_count
 
         check_count(args.gaussian_count)
+    face_point = None if args.face is None else args.face.split(",")
     job = prepare_job(Path(args.footage), output, Path(args.flame), Path(args.weights), args.device, args.start,
-                      args.end, args.batch_size, args.per_frame_shape, smoothing)
+                      args.end, args.batch_size, args.per_frame_shape, smoothing, face_point)
     progress = Progress(args.progress, total=job.end - job.start)
     if job.is_demo:
         progress.message("using demo weights (stand-ins, not SHeaP/FLAME): the head is not a real reconstruction")
@@ -140,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="temporal smoothing from 0 (off, the raw prediction) to 1 (strongest); zero lag")
     rec.add_argument("--smooth-group", action="append", default=[], metavar="GROUP=S",
                      help="per-group strength: expression, eyelids, jaw, head, eyes, translation (repeatable)")
+    rec.add_argument("--face", metavar="X,Y",
+                     help="follow the person nearest this point of the first frame (fractions of its width and "
+                          "height from the top-left corner, e.g. 0.7,0.4); default: the largest face")
     rec.add_argument("--per-frame-shape", action="store_true",
                      help="keep each frame's identity instead of one per clip (research use)")
     rec.add_argument("--gaussians", action="store_true",

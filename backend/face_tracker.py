@@ -1,91 +1,82 @@
-"""Find the face on each frame with MediaPipe's face mesh and follow one face through the clip.
+"""Follow one person's face through a clip: search the whole frame only where it must, then follow.
 
-MediaPipe gives 468 (478 refined) landmarks; SHeaP's release builds its crop from the iBUG 68-point
-layout, so a fixed subset of MediaPipe's points stands in for those 68 (the correspondence widely
-used to compare the two layouts: jaw line, brows, nose, eyes, lips in iBUG order). Only the extent
-of these points matters for the crop.
+Per frame, in order:
+- Follow: the face mesh on a region around the previous frame's landmarks (`Landmarker`); the
+  face found there nearest the previous one, within a frame's plausible motion, is the followed
+  face. Cheap (a few ms at any resolution) and without lag: the region is re-centred every frame.
+- Search (`FaceSearch`, the whole frame at several scales): on the first frame, after the face
+  is lost (every frame at first, then a few times a second while it stays lost) and after a cut.
+- Which face: at the first frame with a face, the largest, or the one nearest the user's point
+  (`point`, fractions of the frame from its top-left corner; the point also seeds the search
+  where the detector misses a face). Then the same person, by continuity of position and size:
+  after losing the face, only a face near where it was last seen (the allowed distance grows
+  with the time it has been gone) and not where another person was seen; after a cut, the face
+  nearest the followed one's last position and size.
+- Segments: a hard cut (`CutDetector`, or the face jumping in position or size between two
+  frames) or a gap where the face is lost starts a new segment; nothing is smoothed across one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-os.environ.setdefault("GLOG_minloglevel", "2")  # before MediaPipe loads: keep its C++ logging quiet
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from .face_landmarks import Detection, Landmarker
+from .face_search import MIN_FACE_PX, FaceSearch
+from .shot_cuts import CutDetector
 
-MEDIAPIPE_TO_IBUG68 = np.array([
-    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,  # jaw line (17)
-    70, 63, 105, 66, 107,  # brow on the image's left (5)
-    336, 296, 334, 293, 300,  # brow on the image's right (5)
-    168, 197, 5, 4,  # nose bridge (4)
-    75, 97, 2, 326, 305,  # nostrils (5)
-    33, 160, 158, 133, 153, 144,  # eye on the image's left (6)
-    362, 385, 387, 263, 373, 380,  # eye on the image's right (6)
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,  # outer lips (12)
-    78, 82, 13, 312, 308, 317, 14, 87,  # inner lips (8)
-])
+# Between two frames a followed face strays less than this (in face sizes) from where its motion
+# so far puts it, and changes size less than this factor; more is a jump: a cut, or another face.
+MAX_STEP = 0.35
+MAX_SCALE_STEP = 1.25
+MAX_FIRST_STEP = 0.8  # the same, on a segment's second frame, when its speed is not known yet
+# Re-finding a lost face: it may have moved this many face sizes, plus this many per second gone.
+REACQUIRE_DISTANCE = 1.0
+REACQUIRE_SPEED = 4.0
+REACQUIRE_SCALE = 2.0
+EVERY_FRAME_SEARCHES = 3  # once lost, the whole frame is searched on this many frames in a row...
+SEARCHES_PER_SECOND = 5.0  # ...then this often
 
 
 @dataclass
-class Detection:
-    landmarks68: np.ndarray  # (68, 2) pixels, iBUG layout
-    landmarks: np.ndarray  # (478, 2) all of MediaPipe's, pixels
-    confidence: float  # in [0, 1]
-
-    @property
-    def centre(self) -> np.ndarray:
-        return (self.landmarks68.min(axis=0) + self.landmarks68.max(axis=0)) / 2
-
-    @property
-    def size(self) -> float:
-        return float(np.ptp(self.landmarks68, axis=0).max())
+class TrackedFrame:
+    detection: Detection | None  # the followed face, None when it is not on this frame
+    segment: int  # 0, 1, 2...: a new one after each cut and each gap
+    cut: bool  # a hard cut was detected on this frame
+    searched: bool  # the whole-frame search ran on this frame
 
 
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence file descriptor 2 (MediaPipe's C++ start-up chatter bypasses Python's sys.stderr)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _confidence(points: np.ndarray, width: int, height: int) -> float:
-    """MediaPipe's face mesh gives no score: use the share of the 68 points inside the frame.
-
-    A face cut by the frame edge (or half out of view) has its landmarks extrapolated, so it is
-    trusted less; a whole face in view scores 1.
-    """
-    inside = (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
-    return float(inside.mean())
+def _step(a: Detection, b: Detection) -> tuple[float, float]:
+    """(centre distance in units of a's size, size ratio >= 1) from face a to face b."""
+    distance = float(np.linalg.norm(b.centre - a.centre)) / max(a.size, 1.0)
+    ratio = max(a.size, b.size) / max(min(a.size, b.size), 1.0)
+    return distance, ratio
 
 
 class FaceTracker:
-    """MediaPipe face mesh in video mode, following one face: the largest at first, then the nearest."""
+    """One person's face, frame after frame; see the module's docstring for the rules."""
 
-    def __init__(self, max_faces: int = 3):
-        import mediapipe as mp
-
-        with quiet_stderr():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=False, max_num_faces=max_faces, refine_landmarks=True,
-                min_detection_confidence=0.5, min_tracking_confidence=0.5,
-            )
-        self._previous: Detection | None = None
-        self._first_call = True
+    def __init__(self, fps: float = 30.0, point: tuple[float, float] | None = None, min_face: float = MIN_FACE_PX):
+        self.fps = fps
+        self.point = point
+        self.landmarker = Landmarker()
+        self.search = FaceSearch(self.landmarker, min_face)
+        self.cuts = CutDetector()
+        self.chosen: Detection | None = None  # the face chosen at the first frame with a face
+        self.chosen_frame: int | None = None
+        self._frame = -1
+        self._previous: Detection | None = None  # the followed face on the previous frame
+        self._predicted: Detection | None = None  # where its motion puts it on this frame
+        self._speed_known = False  # the prediction extrapolates a motion (else it is the previous face)
+        self._last_seen: Detection | None = None
+        self._last_seen_frame = 0
+        self._others: list[Detection] = []  # other people at the last search in this shot
+        self._lost_frames = 0
+        self._segment = 0
+        self._segment_has_face = False
+        self._cut_pending = False  # a cut was seen and the face has not been found since
+        self._held: list[tuple[np.ndarray, TrackedFrame]] = []  # frames held back while the face is lost
 
     def __enter__(self) -> FaceTracker:
         return self
@@ -94,28 +85,172 @@ class FaceTracker:
         self.close()
 
     def close(self) -> None:
-        self._mesh.close()
+        self.search.close()
+        self.landmarker.close()
 
-    def track(self, rgb: np.ndarray) -> Detection | None:
-        """The followed face on this frame, or None when no face is found."""
-        height, width = rgb.shape[:2]
-        if self._first_call:  # the graph prints its start-up lines on the first frame
-            with quiet_stderr():
-                found = self._mesh.process(rgb)
-            self._first_call = False
+    def track(self, rgb: np.ndarray) -> list[TrackedFrame]:
+        """This frame's result, after the frames held back before it, in order (or nothing yet).
+
+        While the face is lost, a frame on which no search ran is held back (a few at most): when
+        the face is found again, it is followed back through them, so none is lost to the pause
+        between two searches.
+        """
+        self._frame += 1
+        cut = self.cuts.push(rgb)
+        searched = False
+        found: Detection | None = None
+        if cut:
+            self._cut_pending, self._others = True, []
+            self._new_segment()
+        if self._previous is not None and not cut:
+            found = self._follow(rgb, self._predicted)
+            if found is not None and not self._continues(found):
+                cut = self._cut_pending = True  # the face jumped: a cut the picture did not show
+                self._new_segment()
+        if found is None and (self._previous is not None or cut or self._search_due()):
+            found = self._choose(rgb, self.search.find(rgb))
+            searched = True
+        elif found is None and self._last_seen is not None:  # between searches: where it was last seen
+            found = self._reacquire(self._follow_all(rgb, self._last_seen))
+        tracked = self._record(found, cut, searched)
+        if found is None and not searched:
+            self._held.append((rgb, tracked))
+            return []
+        if found is not None:
+            self._follow_back(found, tracked.segment)
+        return self.flush() + [tracked]
+
+    def flush(self) -> list[TrackedFrame]:
+        """The frames still held back (at the clip's end)."""
+        out = [tracked for _, tracked in self._held]
+        self._held.clear()
+        return out
+
+    def _follow_back(self, found: Detection, segment: int) -> None:
+        """Follow a face found again backwards through the frames held back before it."""
+        later = found
+        for i in range(len(self._held) - 1, -1, -1):
+            rgb, _ = self._held[i]
+            face = self._follow(rgb, later)
+            if face is None or _step(later, face)[0] > MAX_FIRST_STEP or _step(later, face)[1] > MAX_SCALE_STEP:
+                return
+            self._held[i] = (rgb, TrackedFrame(face, segment, False, False))
+            later = face
+
+    def _record(self, found: Detection | None, cut: bool, searched: bool) -> TrackedFrame:
+        if found is not None:
+            if self._previous is None and self._segment_has_face:
+                self._new_segment()  # found again after a gap
+            self._segment_has_face = True
+            self._last_seen, self._last_seen_frame, self._lost_frames = found, self._frame, 0
+            self._cut_pending = False
         else:
-            found = self._mesh.process(rgb)
-        if not found.multi_face_landmarks:
+            self._lost_frames += 1
+        self._speed_known = found is not None and self._previous is not None and not cut
+        self._predicted = self._extrapolate(self._previous, found) if self._speed_known else found
+        self._previous = found
+        return TrackedFrame(found, self._segment, cut, searched)
+
+    @staticmethod
+    def _extrapolate(previous: Detection, current: Detection) -> Detection:
+        """Where the face will be on the next frame at its present speed."""
+        motion = current.centre - previous.centre
+        zoom = np.clip(current.size / max(previous.size, 1.0), 1 / MAX_SCALE_STEP, MAX_SCALE_STEP)
+        centre = current.centre + motion
+        return Detection(centre + (current.landmarks68 - current.centre) * zoom, current.confidence)
+
+    def _new_segment(self) -> None:
+        if self._segment_has_face:
+            self._segment += 1
+            self._segment_has_face = False
+
+    def _search_due(self) -> bool:
+        if self._lost_frames < EVERY_FRAME_SEARCHES:
+            return True
+        interval = max(1, round(self.fps / SEARCHES_PER_SECOND))
+        return (self._lost_frames - EVERY_FRAME_SEARCHES) % interval == 0
+
+    def _follow_all(self, rgb: np.ndarray, around: Detection) -> list[Detection]:
+        return self.landmarker.in_region(rgb, around.region())
+
+    def _follow(self, rgb: np.ndarray, previous: Detection) -> Detection | None:
+        """The face nearest the previous one in a region around it, if the mesh finds one there."""
+        faces = self._follow_all(rgb, previous)
+        if not faces:
             return None
-        faces = []
-        for face in found.multi_face_landmarks:
-            points = np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float64)
-            lm68 = points[MEDIAPIPE_TO_IBUG68]
-            faces.append(Detection(lm68, points, _confidence(lm68, width, height)))
-        if self._previous is None:
+        nearest = min(faces, key=lambda face: _step(previous, face)[0])
+        distance, _ = _step(previous, nearest)
+        return nearest if distance < 1.0 else None  # farther: another face at the region's edge
+
+    def _continues(self, face: Detection) -> bool:
+        """The face is where the followed face's motion puts it on this frame (no jump)."""
+        distance, ratio = _step(self._predicted, face)
+        return distance <= (MAX_STEP if self._speed_known else MAX_FIRST_STEP) and ratio <= MAX_SCALE_STEP
+
+    def _choose(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
+        """The followed person among the faces a search found (None: not among them)."""
+        if self.chosen is None:
+            return self._first_choice(rgb, faces)
+        if self._previous is not None:  # the follow step failed on a face seen on the previous frame
+            near = [face for face in faces if self._continues(face)]
+            if near:
+                return min(near, key=lambda face: _step(self._predicted, face)[0])
+        chosen = self._after_cut(faces) if self._cut_pending else self._reacquire(faces)
+        self._others = [face for face in faces if face is not chosen]
+        return chosen
+
+    def _first_choice(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
+        if self.point is not None:
+            height, width = rgb.shape[:2]
+            point = np.array([self.point[0] * width, self.point[1] * height])
+            faces = faces + self.search.near_point(rgb, point)  # the point seeds a face the detector missed
+            if not faces:
+                return None
+
+            def distance_to_point(face: Detection) -> float:
+                low, high = face.landmarks68.min(axis=0), face.landmarks68.max(axis=0)
+                return float(np.linalg.norm(np.clip(point, low, high) - point))  # 0 inside the face
+
+            chosen = min(faces, key=lambda face: (distance_to_point(face), -face.size))
+        elif faces:
             chosen = max(faces, key=lambda face: face.size)
         else:
-            previous = self._previous
-            chosen = min(faces, key=lambda face: np.linalg.norm(face.centre - previous.centre) / previous.size)
-        self._previous = chosen
+            return None
+        self.chosen, self.chosen_frame = chosen, self._frame
+        self._others = [face for face in faces if face is not chosen]
         return chosen
+
+    def _reacquire(self, faces: list[Detection]) -> Detection | None:
+        """After a gap in the same shot: the face nearest where it was last seen, never another person's.
+
+        Where another person was seen at the last search, only a face near the followed one's last
+        place (the distance allowed grows with the time it was gone) is taken for it; with nobody
+        else in the shot, the face is taken wherever it comes back.
+        """
+        last = self._last_seen
+        if last is None:
+            return None
+        seconds = (self._frame - self._last_seen_frame) / max(self.fps, 1e-3)
+        reach = REACQUIRE_DISTANCE + REACQUIRE_SPEED * seconds
+        candidates = []
+        for face in faces:
+            distance, ratio = _step(last, face)
+            if ratio > REACQUIRE_SCALE:
+                continue
+            if self._others and (distance > reach or any(_step(other, face)[0] < min(distance, MAX_FIRST_STEP)
+                                                         for other in self._others)):
+                continue  # too far, or where another person was seen: that person, not ours
+            candidates.append((distance, face))
+        return min(candidates, key=lambda item: item[0])[1] if candidates else None
+
+    def _after_cut(self, faces: list[Detection]) -> Detection | None:
+        """After a cut the face may be anywhere: the one nearest the followed face's last place and size."""
+        last = self._last_seen
+        if last is None or not faces:
+            return faces[0] if faces else None
+
+        def unlikeness(face: Detection) -> float:
+            distance, ratio = _step(last, face)
+            return distance * last.size / max(face.size, last.size) + np.log(ratio)
+
+        return min(faces, key=unlikeness)

@@ -26,10 +26,11 @@ from sheap_blender.core.result_format import PER_FRAME, Result
 
 from . import __version__
 from .crop import BoxSmoother, box_from_landmarks, crop_image
+from .face_search import MIN_FACE_PX
 from .face_tracker import FaceTracker
 from .footage import Footage, open_footage
 from .predictor import CROP_SIZE, Predictor, resolve_device
-from .temporal import Smoothing, aggregate_identity, clean_params, fill_gaps
+from .temporal import Smoothing, aggregate_identity, clean_params, fill_segments
 
 FOV_DEG = 14.2539  # SHeaP's camera (FACTS.md)
 _END = object()
@@ -42,10 +43,28 @@ class Cancelled(Exception):
 @dataclass
 class Frame:
     index: int
-    box: np.ndarray  # (4,) x0, y0, x1, y1
-    crop: np.ndarray  # (3, 224, 224) float32
-    valid: bool
-    confidence: float
+    box: np.ndarray | None  # (4,) x0, y0, x1, y1; None without a face
+    crop: np.ndarray | None  # (3, 224, 224) float32; None without a face
+    confidence: float  # the face detector's score (0 without a face)
+    segment: int  # a new one after each cut and each gap (docs/result-format.md)
+    cut: bool  # a hard cut was detected on this frame
+
+    @property
+    def valid(self) -> bool:
+        return self.box is not None
+
+
+@dataclass
+class FollowedFace:
+    """Which face the tracker followed: how it was chosen, and where it was at the frame it was chosen."""
+
+    rule: str = "largest"  # or "point"
+    point: tuple[float, float] | None = None  # fractions of the frame from its top-left corner
+    frame: int | None = None
+    box: list[float] | None = None  # x0, y0, x1, y1 of its landmarks, footage pixels
+
+    def as_json(self) -> str:
+        return json.dumps({"rule": self.rule, "point": self.point, "frame": self.frame, "box": self.box})
 
 
 class _EitherEvent:
@@ -99,19 +118,15 @@ def _drain(q: queue.Queue, stop: threading.Event) -> Iterator:
         yield item
 
 
-def _fallback_box(width: int, height: int) -> np.ndarray:
-    """A centred square for frames before any face is known (they are invalid anyway)."""
-    half = min(width, height) / 2
-    return np.array([width / 2 - half, height / 2 - half, width / 2 + half, height / 2 + half], dtype=np.float64)
-
-
 def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threading.Event,
-                  queue_size: int = 32) -> Iterator[Frame]:
-    """Decode and detect in two background threads; yield each frame's crop in order.
+                  followed: FollowedFace | None = None, queue_size: int = 32) -> Iterator[Frame]:
+    """Decode and track in two background threads; yield each frame in order (its crop when it has a face).
 
     `cancel` is only read here (Cancelled is raised when it is set), never set: it stays the
-    caller's to mean "the user cancelled".
+    caller's to mean "the user cancelled". `followed` says which face to follow (its `point`) and
+    is filled in with the face chosen.
     """
+    followed = followed if followed is not None else FollowedFace()
     finished = threading.Event()
     stop = _EitherEvent(cancel, finished)
     decoded: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -130,19 +145,29 @@ def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threadi
 
         def release(boxes) -> None:
             for box in boxes:
-                index, rgb, detection = waiting.popleft()
-                if box is None:
-                    box = _fallback_box(footage.width, footage.height)
-                box = np.asarray(box, dtype=np.float64)
-                _put(cropped, Frame(index, box, crop_image(rgb, box, CROP_SIZE), detection is not None,
-                                    0.0 if detection is None else float(detection.confidence)), stop)
+                index, rgb, tracked = waiting.popleft()
+                crop = None if box is None else crop_image(rgb, box, CROP_SIZE)
+                confidence = 0.0 if tracked.detection is None else float(tracked.detection.confidence)
+                _put(cropped, Frame(index, box, crop, confidence, tracked.segment, tracked.cut), stop)
 
-        with FaceTracker() as tracker:
+        def smooth(results: list) -> None:
+            for tracked in results:  # in frame order; the tracker may hold a few frames back
+                index, rgb = untracked.popleft()
+                waiting.append((index, rgb, tracked))
+                box = None if tracked.detection is None else box_from_landmarks(tracked.detection.landmarks68)
+                release(smoother.push(box, tracked.segment))
+
+        untracked: deque = deque()  # frames given to the tracker, their result not out yet
+        with FaceTracker(footage.fps, followed.point) as tracker:
             for index, rgb in _drain(decoded, stop):
-                detection = tracker.track(rgb)
-                waiting.append((index, rgb, detection))
-                release(smoother.push(None if detection is None else box_from_landmarks(detection.landmarks68)))
+                untracked.append((index, rgb))
+                smooth(tracker.track(rgb))
+            smooth(tracker.flush())
             release(smoother.flush())
+            if tracker.chosen is not None:
+                followed.frame = start + tracker.chosen_frame
+                landmarks = tracker.chosen.landmarks68
+                followed.box = [round(float(v), 2) for v in (*landmarks.min(axis=0), *landmarks.max(axis=0))]
         _put(cropped, _END, stop)
 
     threads = [_run_stage(decode, decoded, stop), _run_stage(detect, cropped, stop)]
@@ -164,6 +189,7 @@ class ReconstructJob:
     batch_size: int = 16
     per_frame_shape: bool = False
     smoothing: Smoothing = field(default_factory=Smoothing)
+    face_point: tuple[float, float] | None = None  # follow the face nearest this point; None: the largest
 
     @property
     def is_demo(self) -> bool:
@@ -178,57 +204,74 @@ class ReconstructJob:
 
 def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = lambda done, total: None,
                 stop: threading.Event | None = None) -> Result:
-    """Run the whole clip; `on_progress(done, total)` after every batch; `stop` cancels."""
+    """Run the whole clip; `on_progress(done, total)` after every batch; `stop` cancels.
+
+    Only frames with the face go through the model; the others are filled per segment afterwards.
+    """
     stop = stop or threading.Event()
     end = job.footage.frame_count if job.end is None else job.end
     total = max(end - job.start, 0)
-    indices, boxes, valid, confidence = [], [], [], []
+    frames: list[Frame] = []  # every frame, its crop dropped once predicted
     outputs: dict[str, list[np.ndarray]] = {}
     batch: list[Frame] = []
+    reported = 0
 
     def run_batch() -> None:
         predicted = job.predictor.predict(np.stack([frame.crop for frame in batch]))
         for name, value in predicted.items():
             outputs.setdefault(name, []).append(value)
         for frame in batch:
-            indices.append(frame.index)
-            boxes.append(frame.box)
-            valid.append(frame.valid)
-            confidence.append(frame.confidence)
+            frame.crop = None  # predicted: keep the frame's row, not its pixels
         batch.clear()
-        on_progress(len(indices), total)
 
-    for frame in iterate_crops(job.footage, job.start, job.end, stop):
-        batch.append(frame)
-        if len(batch) == job.batch_size:
-            run_batch()
+    followed = FollowedFace("point" if job.face_point else "largest", job.face_point)
+    for frame in iterate_crops(job.footage, job.start, job.end, stop, followed):
+        frames.append(frame)
+        if frame.valid:
+            batch.append(frame)
+            if len(batch) == job.batch_size:
+                run_batch()
+        if len(frames) - len(batch) - reported >= job.batch_size:
+            reported = len(frames) - len(batch)
+            on_progress(reported, total)
     if batch:
         run_batch()
-    if stop.is_set() and len(indices) < total:
+    on_progress(len(frames), total)
+    if stop.is_set() and len(frames) < total:
         raise Cancelled()
-    if not indices:
+    if not frames:
         raise InputError(job.footage.path, "no frames in the requested range")
-    valid_mask = np.array(valid, dtype=bool)
+    valid_mask = np.array([frame.valid for frame in frames], dtype=bool)
     if not valid_mask.any():
-        raise InputError(job.footage.path, "no face found in any frame")
-
-    per_frame = {name: np.concatenate(chunks).astype(np.float32) for name, chunks in outputs.items()}
-    confidence_arr = np.array(confidence, dtype=np.float32)
+        clip = job.footage
+        raise InputError(clip.path, f"no face found in any frame ({clip.width}x{clip.height}; faces down to "
+                                    f"{MIN_FACE_PX} px across were searched for)")
+    segments = np.array([frame.segment for frame in frames], dtype=np.int32)
+    per_frame = {}
+    for name, chunks in outputs.items():
+        predicted = np.concatenate(chunks).astype(np.float32)
+        per_frame[name] = np.zeros((len(frames), *predicted.shape[1:]), np.float32)
+        per_frame[name][valid_mask] = predicted
+    boxes = np.zeros((len(frames), 4), np.float32)
+    boxes[valid_mask] = np.array([frame.box for frame in frames if frame.valid], dtype=np.float32)
+    confidence = np.array([frame.confidence for frame in frames], dtype=np.float32)
     known = {name: per_frame.pop(name) for name in PER_FRAME if name != "crop_box"}
-    params, outliers = clean_params(known, valid_mask, job.smoothing, job.footage.fps)
-    params["crop_box"] = fill_gaps(np.array(boxes, dtype=np.float32), valid_mask)
+    params, outliers = clean_params({**known, "crop_box": boxes}, valid_mask, job.smoothing, job.footage.fps,
+                                    segments)
     if not job.per_frame_shape:
         head_pose = params["torso_pose"] + params["neck_pose"]  # small angles: the sum is the head's tilt
-        params["shape"][:] = aggregate_identity(params["shape"], valid_mask & ~outliers, confidence_arr, head_pose)
-    extra = {name: fill_gaps(value, valid_mask) for name, value in per_frame.items()}
-    extra["confidence"] = confidence_arr
+        params["shape"][:] = aggregate_identity(params["shape"], valid_mask & ~outliers, confidence, head_pose)
+    extra = {name: fill_segments(value, valid_mask, segments) for name, value in per_frame.items()}
+    extra["confidence"] = confidence
     extra["outlier"] = outliers.astype(np.uint8)
+    extra["segment"] = segments
+    indices = np.array([frame.index for frame in frames], dtype=np.int64)
     metadata = {
         "footage": os.fspath(job.footage.path),
         "width": str(job.footage.width),
         "height": str(job.footage.height),
         "fps": repr(float(job.footage.fps)),
-        "frame_count": str(len(indices)),
+        "frame_count": str(len(frames)),
         "model_file": job.predictor.path.name,
         "model_sha256": job.predictor.sha256,
         "flame_sha256": job.flame.source_sha256,
@@ -237,13 +280,15 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
         "demo": "true" if job.is_demo else "false",
         "identity": "per-frame" if job.per_frame_shape else "clip",
         "smoothing": json.dumps({"strength": job.smoothing.strength, **job.smoothing.groups}),
+        "followed_face": followed.as_json(),
+        "cuts": json.dumps([frame.index for frame in frames if frame.cut]),
     }
-    return Result(np.array(indices, dtype=np.int64), valid_mask, params, extra, metadata)
+    return Result(indices, valid_mask, params, extra, metadata)
 
 
 def prepare_job(footage: Path, output: Path, flame: Path, weights: Path, device: str = "auto", start: int = 0,
                 end: int | None = None, batch_size: int = 16, per_frame_shape: bool = False,
-                smoothing: Smoothing | None = None,
+                smoothing: Smoothing | None = None, face_point: tuple[float, float] | None = None,
                 load_predictor: Callable[[Path, torch.device], Predictor] = Predictor,
                 load_flame: Callable[[Path], FlameModel] = load_flame) -> ReconstructJob:
     """Check everything that can be refused before the first frame is decoded, and build the job."""
@@ -251,10 +296,24 @@ def prepare_job(footage: Path, output: Path, flame: Path, weights: Path, device:
         raise InputError(output, f"output folder {output.parent} does not exist")
     if batch_size < 1:
         raise InputError(None, f"batch size must be at least 1, not {batch_size}")
+    if face_point is not None:
+        face_point = check_face_point(face_point)
     clip = open_footage(footage)
     end = clip.frame_count if end is None else end
     if not 0 <= start < end <= clip.frame_count:
         raise InputError(clip.path, f"frame range {start}..{end} is outside the clip's 0..{clip.frame_count}")
     model = load_flame(flame)
     predictor = load_predictor(weights, resolve_device(device))
-    return ReconstructJob(clip, predictor, model, start, end, batch_size, per_frame_shape, smoothing or Smoothing())
+    return ReconstructJob(clip, predictor, model, start, end, batch_size, per_frame_shape, smoothing or Smoothing(),
+                          face_point)
+
+
+def check_face_point(point) -> tuple[float, float]:
+    """(x, y) fractions of the frame from its top-left corner, each in [0, 1]; anything else is refused."""
+    try:
+        x, y = (float(v) for v in point)
+    except (TypeError, ValueError):
+        raise InputError(None, f"face point must be two numbers X,Y (fractions of the frame), not {point!r}") from None
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise InputError(None, f"face point {x:g},{y:g} is outside the frame: X and Y are fractions from 0 to 1")
+    return x, y

@@ -4,7 +4,8 @@ Blender starts it once and keeps it: torch, the model and FLAME stay loaded betw
 Requests (one JSON object a line on stdin):
     {"cmd": "reconstruct", "id": 1, "footage": ..., "output": ..., "flame": ..., "weights": ...,
      "device": "auto", "start": 0, "end": null, "batch_size": 16, "per_frame_shape": false,
-     "smooth": 0.0, "smooth_groups": {"expression": 0.3, "jaw": 0.1}, "gaussians": false, "gaussian_count": 60000}
+     "smooth": 0.0, "smooth_groups": {"expression": 0.3, "jaw": 0.1}, "gaussians": false, "gaussian_count": 60000,
+     "face": null}   (face: [x, y], fractions of the first frame from its top-left: follow the nearest person)
     {"cmd": "cancel"}   {"cmd": "ping"}   {"cmd": "quit"}
 Events (one JSON object a line on stdout): ready, log, progress, done, cancelled, error, pong.
 Only plain data crosses the pipe; errors travel as one line of text.
@@ -28,7 +29,7 @@ from sheap_blender.core.result_format import write_result
 
 from . import __version__
 from .gaussian_head import DEFAULT_COUNT, add_gaussians, check_count
-from .pipeline import Cancelled, prepare_job, reconstruct
+from .pipeline import Cancelled, check_face_point, prepare_job, reconstruct
 from .predictor import Predictor
 from .temporal import Smoothing
 
@@ -98,6 +99,8 @@ class Server:
             smoothing = Smoothing.parse(float(request.get("smooth", 0.0)), request.get("smooth_groups") or {})
             gaussians = bool(request.get("gaussians", False))
             gaussian_count = check_count(int(request.get("gaussian_count", DEFAULT_COUNT))) if gaussians else 0
+            face_point = request.get("face")
+            face_point = None if face_point is None else check_face_point(face_point)
         except KeyError as exc:
             return "error", {"message": f"request lacks {exc.args[0]!r}"}
         except (TypeError, ValueError) as exc:
@@ -106,7 +109,7 @@ class Server:
             return "error", {"message": str(exc)}
         try:
             job = prepare_job(footage, output, flame, weights, device, start, end, batch_size, per_frame_shape,
-                              smoothing, load_predictor=self.cache.predictor, load_flame=self.cache.flame)
+                              smoothing, face_point, load_predictor=self.cache.predictor, load_flame=self.cache.flame)
             if job.is_demo:
                 self.send("log", id=job_id, message="using demo weights (stand-ins, not SHeaP/FLAME)")
             self.send("log", id=job_id, message=job.describe())

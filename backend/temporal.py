@@ -106,22 +106,58 @@ def smooth(values: np.ndarray, sigma: float, rotation: bool = False) -> np.ndarr
     return gaussian_filter1d(values.astype(np.float64), sigma, axis=0, mode="nearest").astype(values.dtype)
 
 
-def clean_params(params: dict[str, np.ndarray], valid: np.ndarray, smoothing: Smoothing, fps: float
-                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Outliers marked, gaps filled (slerp for rotations), groups smoothed. Returns (params, outlier mask)."""
-    out = dict(params)
+def segment_slices(segments: np.ndarray) -> list[slice]:
+    """The frames of each segment (segments are numbered in order: each a run of equal numbers)."""
+    edges = np.flatnonzero(np.diff(segments)) + 1
+    bounds = np.concatenate([[0], edges, [len(segments)]])
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def fill_segments(values: np.ndarray, valid: np.ndarray, segments: np.ndarray | None = None,
+                  rotation: bool = False) -> np.ndarray:
+    """Frames without a face filled from their own segment's frames (held at its ends), never across a cut.
+
+    A segment with no face at all takes its values from the nearest segments that have one.
+    """
+    if segments is None:
+        return fill_gaps(values, valid, rotation)
+    out = values.copy()
+    filled = np.zeros(len(valid), dtype=bool)
+    for part in segment_slices(segments):
+        if valid[part].any():
+            out[part] = fill_gaps(values[part], valid[part], rotation)
+            filled[part] = True
+    return fill_gaps(out, filled, rotation)
+
+
+def clean_params(params: dict[str, np.ndarray], valid: np.ndarray, smoothing: Smoothing, fps: float,
+                 segments: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Gaps filled (slerp for rotations), and where a group is smoothed (strength > 0) its one-frame
+    spikes replaced and its values smoothed; each segment on its own. Returns (params, outlier mask).
+
+    At strength 0 every frame with a face keeps its raw prediction (a real one-frame blink or jaw snap stays).
+    """
+    segments = np.zeros(len(valid), dtype=np.int32) if segments is None else np.asarray(segments)
+    out = {name: np.array(value, copy=True) for name, value in params.items()}
     outliers = np.zeros(len(valid), dtype=bool)
-    grouped = {name for names in GROUPS.values() for name in names}
-    for name in set(params) - grouped:  # identity and anything else: gaps filled, never smoothed here
-        out[name] = fill_gaps(params[name], valid)
-    for group, names in GROUPS.items():
-        sigma = sigma_frames(smoothing.for_group(group), fps)
-        for name in names:
+    grouped = {name: group for group, names in GROUPS.items() for name in names}
+    covered = np.zeros(len(valid), dtype=bool)  # frames of segments with a face
+    for part in segment_slices(segments):
+        if not valid[part].any():
+            continue
+        covered[part] = True
+        for name, value in params.items():
+            group = grouped.get(name)
             rotation = name in POSE_KEYS
-            spikes = find_outliers(params[name], valid)  # per tensor: a jaw spike says nothing of the eyelids
-            outliers |= spikes
-            filled = fill_gaps(params[name], valid & ~spikes, rotation)
-            out[name] = smooth(filled, sigma, rotation)
+            sigma = sigma_frames(smoothing.for_group(group), fps) if group else 0.0
+            usable = valid[part]
+            if sigma > 0:  # spikes judged per tensor: a jaw spike says nothing of the eyelids
+                spikes = find_outliers(value[part], usable)
+                outliers[part] |= spikes
+                usable = usable & ~spikes
+            out[name][part] = smooth(fill_gaps(value[part], usable, rotation), sigma, rotation)
+    for name, value in out.items():  # whole segments without a face: from the nearest ones with a face
+        out[name] = fill_gaps(value, covered, name in POSE_KEYS)
     return out, outliers
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from backend.crop import BoxSmoother, box_from_landmarks, crop_image
+from backend.crop import BoxSmoother, crop_image
 from backend.demo_clip import write_demo_clip, write_faceless_clip
 from backend.face_tracker import FaceTracker
 from backend.footage import open_footage
+from backend.pipeline import iterate_crops
 from sheap_blender.core.errors import InputError
 
 
@@ -96,18 +98,13 @@ def test_bad_footage_names_the_file(tmp_path, clip, case):
 
 
 def test_crop_follows_the_known_motion(clip):
-    """Every frame's crop centre within 5% of the box size of where the motion puts it, size within 10%."""
+    """Through the pipeline's own tracking stage: every crop centre within 5% of the box size of where
+    the motion puts it, size within 10%."""
     path, motion = clip
-    raw, smoothed = [], []
-    smoother = BoxSmoother()
-    with FaceTracker() as tracker:
-        for _, rgb in open_footage(path).frames():
-            detection = tracker.track(rgb)
-            assert detection is not None and detection.landmarks68.shape == (68, 2)
-            raw.append(box_from_landmarks(detection.landmarks68))
-            smoothed += smoother.push(raw[-1])
-    smoothed = np.array(smoothed + smoother.flush())
-    assert smoothed.shape == (len(motion), 4)
+    frames = list(iterate_crops(open_footage(path), 0, None, threading.Event()))
+    assert [frame.index for frame in frames] == list(range(len(motion))) and all(frame.valid for frame in frames)
+    smoothed = np.array([frame.box for frame in frames])
+    assert all(frame.crop.shape == (3, 224, 224) for frame in frames)
     centres = (smoothed[:, :2] + smoothed[:, 2:]) / 2
     sizes = smoothed[:, 2] - smoothed[:, 0]
     scales = np.sqrt(np.abs(np.linalg.det(motion[:, :, :2])))
@@ -137,22 +134,26 @@ def test_smoother_has_no_lag_on_a_ramp_and_bounded_memory():
     assert np.abs(np.array(out) - np.array(boxes)).max() < 1e-6  # linear motion followed exactly, ends included
 
 
-def test_smoother_fills_gaps_and_stays_none_before_any_face():
+def test_smoother_gives_no_box_without_a_face_and_never_smooths_across_segments():
     smoother = BoxSmoother(radius=3)
-    sequence = [None, None] + [np.array([0.0, 0.0, 10.0, 10.0])] * 3 + [None] + [np.array([2.0, 0.0, 12.0, 10.0])] * 3
+    here, there = np.array([0.0, 0.0, 10.0, 10.0]), np.array([50.0, 0.0, 70.0, 20.0])
+    sequence = [(None, 0), (None, 0)] + [(here, 0)] * 3 + [(None, 0)] + [(there, 1)] * 4
     out = []
-    for box in sequence:
-        out += smoother.push(box)
+    for box, segment in sequence:
+        out += smoother.push(box, segment)
     out += smoother.flush()
     assert len(out) == len(sequence)
-    assert out[5] is not None and 0.0 < out[5][0] < 2.0  # the gap takes its neighbours' fit
-    assert all(box is not None for box in out)  # the faceless start borrows the first face's box
+    assert [box is None for box in out] == [box is None for box, _ in sequence]  # no face, no crop
+    assert all(np.allclose(box, here) for box in out[2:5])  # the next segment's boxes do not pull these
+    assert all(np.allclose(box, there) for box in out[6:])
 
 
 def test_faceless_clip_yields_no_detection(tmp_path):
     path = write_faceless_clip(tmp_path / "faceless.mp4")
     with FaceTracker() as tracker:
-        assert all(tracker.track(rgb) is None for _, rgb in open_footage(path).frames())
+        results = [tracked for _, rgb in open_footage(path).frames() for tracked in tracker.track(rgb)]
+        results += tracker.flush()
+    assert len(results) == 30 and all(tracked.detection is None for tracked in results)
 
 
 def test_crop_maps_a_known_point_exactly():

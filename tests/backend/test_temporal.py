@@ -11,6 +11,7 @@ from backend.temporal import (
     aggregate_identity,
     clean_params,
     fill_gaps,
+    fill_segments,
     find_outliers,
     sigma_frames,
     smooth,
@@ -98,11 +99,15 @@ def _params(n: int) -> dict[str, np.ndarray]:
 def test_clean_params_replaces_outliers_and_smooths_by_group():
     params = _params(60)
     params["jaw_pose"][20] = [2.0, 0, 0]  # a jaw spike
+    params["expr"][40] += 3.0  # an expression spike
     valid = np.ones(60, dtype=bool)
     cleaned, outliers = clean_params(params, valid, Smoothing(0.0, {"expression": 1.0}), FPS)
-    assert outliers[20]
-    assert np.abs(cleaned["jaw_pose"][20]).max() < 0.5
-    assert np.array_equal(cleaned["eyelids"], params["eyelids"])  # strength 0: raw
+    assert outliers[40] and not outliers[20]  # spikes are judged only where a group is smoothed
+    assert np.abs(cleaned["expr"][40] - params["expr"][40]).max() > 2.0
+    assert np.array_equal(cleaned["jaw_pose"], params["jaw_pose"])  # strength 0: raw, the one-frame snap kept
+    assert np.array_equal(cleaned["eyelids"], params["eyelids"])
+    cleaned, outliers = clean_params(params, valid, Smoothing(0.5), FPS)
+    assert outliers[20] and np.abs(cleaned["jaw_pose"][20]).max() < 0.5
     assert np.std(np.diff(cleaned["expr"], axis=0)) < 0.3 * np.std(np.diff(params["expr"], axis=0))
     with pytest.raises(ValueError, match="unknown smoothing group"):
         Smoothing.parse(0.5, {"mouth": 1.0})
@@ -120,3 +125,39 @@ def test_identity_is_robust_to_bad_frames():
     assert rms(identity, truth) < 0.03
     plain_mean = shape.mean(axis=0)
     assert rms(identity, truth) < 0.2 * rms(plain_mean, truth)
+
+
+def test_strength_zero_is_the_raw_prediction_everywhere():
+    params = _params(50)
+    params["eyelids"][10] = [1.5, 1.5]  # a real one-frame blink
+    valid = np.ones(50, dtype=bool)
+    cleaned, outliers = clean_params(params, valid, Smoothing(0.0), FPS)
+    assert not outliers.any()
+    for name, value in params.items():
+        assert np.array_equal(cleaned[name], value), name
+
+
+def test_nothing_is_smoothed_or_filled_across_a_segment_boundary():
+    n = 40
+    step = np.where(np.arange(n) < 20, 0.0, 1.0)[:, None]  # a cut at frame 20: every value jumps
+    params = {name: np.repeat(step, width, axis=1).astype(np.float32) * 0.3 for name, width in PER_FRAME.items()
+              if name != "crop_box"}
+    valid = np.ones(n, dtype=bool)
+    valid[16:20] = False  # the face lost just before the cut: held from its own segment, not interpolated
+    segments = (np.arange(n) >= 20).astype(np.int32)
+    cleaned, _ = clean_params(params, valid, Smoothing(1.0), FPS, segments)
+    for name in params:
+        assert np.allclose(cleaned[name][:20], 0.0, atol=1e-6), name
+        assert np.allclose(cleaned[name][20:], params[name][20:], atol=1e-6), name
+    merged, _ = clean_params(params, valid, Smoothing(1.0), FPS)  # one segment: the jump is smoothed
+    assert not np.allclose(merged["expr"][19:21], cleaned["expr"][19:21], atol=1e-3)
+
+
+def test_a_segment_without_a_face_takes_its_neighbours():
+    values = np.arange(30, dtype=np.float32)[:, None].repeat(2, axis=1)
+    valid = np.ones(30, dtype=bool)
+    valid[10:20] = False
+    segments = np.repeat([0, 1, 2], 10).astype(np.int32)
+    filled = fill_segments(values, valid, segments)
+    assert np.array_equal(filled[:10], values[:10]) and np.array_equal(filled[20:], values[20:])
+    assert np.all((filled[10:20] >= 9) & (filled[10:20] <= 20))

@@ -1,0 +1,109 @@
+"""Finding and following the face: speed of the detect stage at 1080p, 4K and portrait, on ONE core.
+
+    .venv/bin/python benchmarks/face_tracking.py [--frames 60] [--repeats 5]
+
+Footage: the public-domain astronaut placed small (about 70 px across) in wide frames over a real
+photograph, moving (pan and zoom), written as H.264/MPEG-4 clips like phone or camera files.
+The process is pinned to one CPU core. Per resolution, after a warm-up, each figure is the median
+over the repeats, with the spread (min..max):
+
+- decode: reading and converting the frames alone (the baseline);
+- decode + follow: the same plus the tracker's work on every frame after the first (the face
+  mesh on a region around the previous frame's face); goal >= 60 frames/s at 1080p;
+- search: one full-frame search (tiled detector + face mesh confirmation), milliseconds, and
+  what a tracker searching every frame would run at: the ratio says what following saves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from backend.demo_clip import FaceInShot, Shot, write_scene_clip  # noqa: E402
+from backend.face_tracker import FaceTracker  # noqa: E402
+from backend.footage import open_footage  # noqa: E402
+
+RESOLUTIONS = {"1080p": (1920, 1080), "4K": (3840, 2160), "portrait 1080x1920": (1080, 1920)}
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):8.1f}  ({min(values):.1f}..{max(values):.1f})"
+
+
+def decode_fps(path: Path) -> float:
+    started, n = time.perf_counter(), 0
+    for _ in open_footage(path).frames():
+        n += 1
+    return n / (time.perf_counter() - started)
+
+
+def follow_fps(path: Path) -> tuple[float, int]:
+    """Frames/s of decode + tracking over the frames after the first (whose search is timed apart)."""
+    with FaceTracker() as tracker:
+        frames = open_footage(path).frames()
+        _, first = next(frames)
+        tracker.track(first)
+        elapsed, n, found = 0.0, 0, 0
+        started = time.perf_counter()
+        for _, rgb in frames:
+            results = tracker.track(rgb)
+            found += sum(result.detection is not None for result in results)
+            n += 1
+        elapsed = time.perf_counter() - started
+    return n / elapsed, found + 1
+
+
+def search_ms(path: Path, repeats: int) -> list[float]:
+    with FaceTracker() as tracker:
+        _, rgb = next(open_footage(path).frames())
+        tracker.search.find(rgb)  # warm-up
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            faces = tracker.search.find(rgb)
+            times.append((time.perf_counter() - started) * 1000)
+        assert faces, "the search found no face: the benchmark's clip is broken"
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    import cv2
+
+    cv2.setNumThreads(1)
+    print(f"one core (CPU {sorted(os.sched_getaffinity(0))[0]}), {args.frames} frames a clip, "
+          f"median (min..max) of {args.repeats} runs after a warm-up")
+    print(f"{'footage':20s} {'decode fps':>22s} {'decode+follow fps':>22s} {'search ms':>22s} "
+          f"{'search-every-frame fps':>23s} {'follow/search':>14s} {'found':>7s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, size in RESOLUTIONS.items():
+            face = FaceInShot(0.3, 0.4, 70, pan=(0.25, 0.1), zoom=0.3)
+            clip = write_scene_clip(Path(tmp) / f"{size[0]}x{size[1]}.mp4", size, [Shot(args.frames, [face])])
+            decode_fps(clip), follow_fps(clip)  # warm-up: file cache, MediaPipe graphs
+            decode = [decode_fps(clip) for _ in range(args.repeats)]
+            follow_runs = [follow_fps(clip) for _ in range(args.repeats)]
+            follow = [fps for fps, _ in follow_runs]
+            found = min(count for _, count in follow_runs)
+            search = search_ms(clip, args.repeats)
+            # a tracker that searched every frame: decode time + one search a frame
+            decode_s = 1 / statistics.median(decode)
+            every = [1 / (decode_s + ms / 1000) for ms in search]
+            ratio = statistics.median(follow) / statistics.median(every)
+            print(f"{name:20s} {summary(decode)} {summary(follow)} {summary(search)} {summary(every)} "
+                  f"{ratio:13.1f}x {found:3d}/{args.frames}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Finding and following a real face in ordinary footage, through the real `reconstruct` command.
+
+The face is scikit-image's public-domain astronaut, placed small in wide 1080p, 4K and portrait
+frames over real photographs, moving with a known motion; two people; a hard cut; a face that
+leaves and comes back. Each crop is compared with the crop of the same face in a close-up (the
+512 x 512 portrait itself) carried through the known motion: same centre within 5% of the box,
+same size within 10%.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from backend_command import backend
+
+from backend.demo_clip import ASTRONAUT_FACE_CENTRE, ASTRONAUT_FACE_PX, FaceInShot, Shot, write_scene_clip
+from sheap_blender.core.result_format import Result, read_result
+
+CENTRE_TOLERANCE = 0.05  # of the box size
+SIZE_TOLERANCE = 0.10
+
+
+def run(demo: Path, footage: Path, out_dir: Path, *extra: str) -> tuple[Result, str]:
+    out = out_dir / f"{footage.stem}.sheap.safetensors"
+    completed = backend("reconstruct", footage, "-o", out, "--flame", demo / "flame.safetensors", "--weights",
+                        demo / "demo_sheap_model.pt", "--batch-size", "8", *extra)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return read_result(out), completed.stdout + completed.stderr
+
+
+@pytest.fixture(scope="module")
+def close_up_box(demo, tmp_path_factory) -> np.ndarray:
+    """The crop box of the astronaut's face in the close-up portrait, portrait pixels."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("close_up")
+    path = folder / "portrait.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    result, _ = run(demo, path, folder)
+    assert result.valid.all()
+    return result.params["crop_box"][0].astype(np.float64)
+
+
+def test_the_close_up_crop_is_sheaps_box(close_up_box):
+    """Against the portrait's own geometry (its face's landmarks span ASTRONAUT_FACE_PX, centred at
+    ASTRONAUT_FACE_CENTRE): SHeaP's box is 1.9 x that extent, its centre moved up by a quarter of it."""
+    size = close_up_box[2] - close_up_box[0]
+    centre = (close_up_box[:2] + close_up_box[2:]) / 2
+    assert size == pytest.approx(1.9 * ASTRONAUT_FACE_PX, rel=0.04)
+    expected_centre = np.array(ASTRONAUT_FACE_CENTRE) - [0, 0.25 * ASTRONAUT_FACE_PX]
+    assert np.linalg.norm(centre - expected_centre) < 0.03 * size
+
+
+def expected_boxes(motion: list[list], face: int, close_up: np.ndarray) -> np.ndarray:
+    """(F, 3): centre x, centre y, size of the close-up's box carried by face `face`'s motion on each frame."""
+    matrices = np.array([frame[face] for frame in motion])
+    centre = (close_up[:2] + close_up[2:]) / 2
+    centres = np.einsum("fij,j->fi", matrices[:, :, :2], centre) + matrices[:, :, 2]
+    scales = np.sqrt(np.abs(np.linalg.det(matrices[:, :, :2])))
+    return np.column_stack([centres, scales * (close_up[2] - close_up[0])])
+
+
+def crop_errors(boxes: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: centre error in units of the expected size, relative size error."""
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    sizes = boxes[:, 2] - boxes[:, 0]
+    return (np.linalg.norm(centres - expected[:, :2], axis=1) / expected[:, 2],
+            np.abs(sizes - expected[:, 2]) / expected[:, 2])
+
+
+def motion_of(clip: Path) -> list[list]:
+    return json.loads(Path(f"{clip}.motion.json").read_text())["frames"]
+
+
+@pytest.mark.parametrize("name, size, face", [
+    ("wide_1080p", (1920, 1080), FaceInShot(0.25, 0.45, 64, pan=(0.3, 0.08), zoom=0.3)),
+    ("wide_4k", (3840, 2160), FaceInShot(0.7, 0.35, 72, pan=(-0.15, 0.1), zoom=-0.15)),
+    ("portrait_phone", (1080, 1920), FaceInShot(0.45, 0.3, 96, pan=(0.1, 0.15), zoom=0.2)),
+])
+def test_a_small_moving_face_is_found_and_cropped_as_in_a_close_up(demo, tmp_path, close_up_box, name, size, face):
+    frames = 16 if size[0] > 2000 else 30
+    clip = write_scene_clip(tmp_path / f"{name}.mp4", size, [Shot(frames, [face])])
+    result, _ = run(demo, clip, tmp_path)
+    assert result.valid.mean() >= 0.95, result.valid
+    centre_error, size_error = crop_errors(result.params["crop_box"], expected_boxes(motion_of(clip), 0, close_up_box))
+    assert centre_error.max() < CENTRE_TOLERANCE, centre_error.max()
+    assert size_error.max() < SIZE_TOLERANCE, size_error.max()
+    assert np.all(result.extra["segment"] == 0)
+    assert json.loads(result.metadata["cuts"]) == []
+    assert result.extra["confidence"][result.valid].min() > 0.5  # the detector's score, not a share of points
+
+
+@pytest.fixture(scope="module")
+def two_people(tmp_path_factory) -> Path:
+    """Two people side by side; the one on the right starts larger, the left one grows past it."""
+    folder = tmp_path_factory.mktemp("two")
+    left = FaceInShot(0.3, 0.45, 100, pan=(0.05, 0.0), zoom=1.0)
+    right = FaceInShot(0.72, 0.45, 150, pan=(-0.02, 0.03), zoom=-0.3, mirror=True)
+    return write_scene_clip(folder / "two_people.mp4", (1920, 1080), [Shot(30, [left, right])])
+
+
+@pytest.mark.parametrize("face_option, followed", [(None, 1), ("0.3,0.45", 0), ("0.75,0.5", 1)])
+def test_the_chosen_person_is_followed_throughout(demo, tmp_path, close_up_box, two_people, face_option, followed):
+    extra = () if face_option is None else ("--face", face_option)
+    result, _ = run(demo, two_people, tmp_path, *extra)
+    assert result.valid.all()
+    centre_error, size_error = crop_errors(result.params["crop_box"],
+                                           expected_boxes(motion_of(two_people), followed, close_up_box))
+    assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE, (centre_error, size_error)
+    chosen = json.loads(result.metadata["followed_face"])
+    assert chosen["rule"] == ("largest" if face_option is None else "point") and chosen["frame"] == 0
+    if face_option:
+        assert chosen["point"] == [float(v) for v in face_option.split(",")]
+
+
+def test_a_hard_cut_starts_a_new_segment_with_an_accurate_crop(demo, tmp_path, close_up_box):
+    shots = [Shot(20, [FaceInShot(0.3, 0.4, 110, pan=(0.06, 0.0))]),
+             Shot(20, [FaceInShot(0.66, 0.55, 150, pan=(-0.05, 0.02))], background="coffee")]
+    clip = write_scene_clip(tmp_path / "cut.mp4", (1920, 1080), shots)
+    result, _ = run(demo, clip, tmp_path, "--smooth", "0.5")
+    assert result.valid.all()
+    assert result.extra["segment"].tolist() == [0] * 20 + [1] * 20
+    assert json.loads(result.metadata["cuts"]) == [20]
+    centre_error, size_error = crop_errors(result.params["crop_box"], expected_boxes(motion_of(clip), 0, close_up_box))
+    # the frames right after the cut as accurate as any: no smoothing carried the old place across
+    assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE, (centre_error, size_error)
+
+
+def test_a_face_that_leaves_and_comes_back_is_found_again(demo, tmp_path, close_up_box):
+    shots = [Shot(12, [FaceInShot(0.4, 0.4, 90)]),
+             Shot(12, []),  # the same room, nobody in it
+             Shot(12, [FaceInShot(0.55, 0.5, 100)])]
+    clip = write_scene_clip(tmp_path / "away.mp4", (1920, 1080), shots)
+    result, _ = run(demo, clip, tmp_path)
+    assert result.valid.tolist() == [True] * 12 + [False] * 12 + [True] * 12  # never filled by an old crop
+    segments = result.extra["segment"]
+    assert len(set(segments[:12])) == 1 and len(set(segments[24:])) == 1 and segments[24] > segments[11]
+    present = result.valid
+    centre_error, size_error = crop_errors(result.params["crop_box"][present],
+                                           expected_boxes([m for m in motion_of(clip) if m], 0, close_up_box))
+    assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE
+
+
+def test_no_face_anywhere_names_the_file_its_size_and_the_smallest_face(demo, tmp_path):
+    clip = write_scene_clip(tmp_path / "empty_room.mp4", (1280, 720), [Shot(8, [])])
+    out = tmp_path / "empty.sheap.safetensors"
+    completed = backend("reconstruct", clip, "-o", out, "--flame", demo / "flame.safetensors", "--weights",
+                        demo / "demo_sheap_model.pt")
+    assert completed.returncode == 2 and not out.exists()
+    message = completed.stderr.strip().splitlines()[-1]
+    assert str(clip) in message and "1280x720" in message and "px" in message
+
+
+@pytest.mark.parametrize("bad", ["0.5", "1.2,0.5", "a,b", "0.1,0.2,0.3", "nan,0.5"])
+def test_a_bad_face_point_is_one_line(demo, tmp_path, bad):
+    out = tmp_path / "x.sheap.safetensors"
+    completed = backend("reconstruct", demo / "astronaut.mp4", "-o", out, "--flame", demo / "flame.safetensors",
+                        "--weights", demo / "demo_sheap_model.pt", "--face", bad)
+    assert completed.returncode == 2 and not out.exists()
+    assert len(completed.stderr.strip().splitlines()) == 1 and "face point" in completed.stderr
