@@ -1,12 +1,14 @@
 """Batch-bake clips into .blend files, headless.
 
     blender -b -P scripts/bake.py -- CLIP... --out DIR [--flame F] [--weights W] [--backend-python P]
-                                     [--rig FILE.blend] [--device auto|cpu|cuda] [--smooth S]
+                                     [--rig FILE.blend] [--device auto|cpu|cuda] [--smooth S] [--face X,Y]
     python scripts/bake.py -- CLIP... --out DIR ...        (where bpy is installed as a module)
 
 Each clip becomes DIR/<clip>.blend: a fresh scene with the FLAME rig, every frame keyed, the
 camera matched to the footage; or, with --rig, the given .blend with the animation baked onto
-the FLAME rig in it (the selected one, else the first this extension made). One backend stays
+the FLAME rig in it (the selected one, else the first this extension made). --face X,Y follows the
+person nearest that point on each clip's first frame (fractions of the frame's width and height
+from its top-left corner); without it, the largest face. One backend stays
 warm for the whole batch. A clip that fails gets one line on stderr and the batch goes on; the
 exit code is 1 if any clip failed.
 """
@@ -35,7 +37,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--smooth", type=float, default=0.0)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--face", type=_face, default=None, metavar="X,Y",
+                        help="follow the person nearest this point on the first frame: fractions 0..1 of the "
+                             "frame's width and height from its top-left corner (default: the largest face)")
     return parser.parse_args(argv)
+
+
+def _face(text: str) -> tuple[float, float] | None:
+    from sheap_blender.core.face_choice import parse_face
+
+    try:
+        return parse_face(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class BakeFailure(Exception):
@@ -73,7 +87,7 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
         raise BakeFailure(f"{args.rig}: cannot open it ({str(exc).strip().splitlines()[-1]})") from None
     run = Reconstruction(Request(footage=os.path.abspath(clip), output=str(result_path), flame=flame,
                                  weights=weights, backend_python=python, device=args.device,
-                                 batch_size=args.batch_size, smooth=args.smooth))
+                                 batch_size=args.batch_size, smooth=args.smooth, face=args.face))
 
     def show(run: Reconstruction) -> None:
         if run.total:
@@ -99,9 +113,9 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
 
 
 def main() -> int:
-    args = parse_args(sys.argv)
     if str(REPO) not in sys.path:  # a script, not the extension: it may use the repository's package
         sys.path.insert(0, str(REPO))
+    args = parse_args(sys.argv)
     import bpy
 
     import sheap_blender

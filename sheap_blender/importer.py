@@ -31,6 +31,7 @@ import numpy as np
 from . import animation, gaussian_preview, rig, scene_camera, timeline
 from .core.camera import blender_camera, non_square_boxes, valid_boxes
 from .core.errors import InputError
+from .core.face_choice import cut_rows, followed_face
 from .core.flame_model import JOINT_NAMES, FlameModel, load_flame
 from .core.gaussians import binding_from_tensors, pose_gaussians
 from .core.result_format import Result, read_result
@@ -66,6 +67,8 @@ class ImportedRig:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     gaussians: bpy.types.Object | None = None  # the Gaussian preview, when the result has Gaussians
+    cuts: int = 0  # hard cuts in the footage (a marker "cut" on each)
+    followed_face: dict | None = None  # the result's `followed_face` (rule, point, frame, box), when it says
 
     def summary(self) -> str:
         what = "re-animated" if self.reused else "imported"
@@ -73,6 +76,8 @@ class ImportedRig:
                 f"in {self.seconds:.2f} s")
         if self.invalid_frames:
             text += f", {self.invalid_frames} without a face (markers 'no face')"
+        if self.cuts:
+            text += f", {self.cuts} hard cuts (markers 'cut')"
         if self.gaussians is not None:
             text += f", {self.gaussians.get('sheap_gaussian_count', 0)} Gaussians"
         if self.is_demo:
@@ -269,8 +274,9 @@ def import_result(
     and frame range from the clip. gaussians: build the Gaussian preview when the result has
     Gaussians (replacing the rig's earlier one; it also ticks the scene's "Gaussian preview"
     checkbox, which shows every preview); off: the result's Gaussians are not read and the rig's
-    preview, if any, is left as it is. Raises InputError (one line, the scene unchanged) for unusable
-    input. `context` None means bpy.context.
+    preview, if any, is left as it is. Timeline markers "no face" and "cut" (the result's `cuts`) are
+    re-made. Raises InputError (one line, the scene unchanged) for unusable input, malformed `cuts`
+    included. `context` None means bpy.context.
     """
     started = time.perf_counter()
     context = context or bpy.context
@@ -280,6 +286,10 @@ def import_result(
     result = read_result(result_path)
     model = load_flame(flame_path)
     warnings = _check(result_path, result, model)
+    cuts = cut_rows(result_path, result.metadata, result.frame_index)
+    face = followed_face(result.metadata)
+    if face is None and "followed_face" in result.metadata:
+        warnings.append("the result's followed_face is not a JSON object: not kept")
     binding = binding_from_tensors(result_path, result.extra, len(model.faces)) if gaussians else None
 
     root = None
@@ -404,6 +414,8 @@ def import_result(
 
         timeline.remove_invalid_markers(scene)
         tx.markers += timeline.mark_invalid(scene, result.valid, frame_start)
+        timeline.remove_cut_markers(scene)
+        tx.markers += timeline.mark_cuts(scene, cuts, frame_start)
         if set_scene:
             timeline.set_timing(scene, result.fps, frame_start, result.n_frames)
             scene_camera.set_render_size(scene, result.width, result.height)
@@ -415,6 +427,10 @@ def import_result(
         root["sheap_footage"] = result.metadata.get("footage", "")
         root["sheap_frame_start"] = int(frame_start)
         root["sheap_frames"] = result.n_frames
+        if face is not None:
+            root["sheap_followed_face"] = result.metadata["followed_face"]  # JSON, as the result says it
+        elif "sheap_followed_face" in root:
+            del root["sheap_followed_face"]  # an older result onto a rig that had one
         root["sheap_demo"] = is_demo
         arm["sheap_demo"] = is_demo
         head["sheap_demo"] = is_demo
@@ -449,7 +465,8 @@ def import_result(
     if is_demo:
         warnings.insert(0, "demo weights: the stand-in predictor or FLAME was used, not a real reconstruction")
     imported = ImportedRig(collection, root, arm, head, camera, actions, frame_start, result.n_frames, n_keys,
-                           is_demo, reused, int((~result.valid).sum()), warnings=warnings, gaussians=preview)
+                           is_demo, reused, int((~result.valid).sum()), warnings=warnings, gaussians=preview,
+                           cuts=len(cuts), followed_face=face)
     imported.seconds = time.perf_counter() - started
     return imported
 

@@ -7,6 +7,7 @@ import os
 import bpy
 
 from . import preferences
+from .core.face_choice import clip_cursor_to_point
 from .core.result_format import SMOOTHING_GROUPS
 
 
@@ -49,7 +50,21 @@ class SHEAP_SceneSettings(bpy.types.PropertyGroup):
                                                   "and make one when reconstructing")
     gaussian_count: bpy.props.IntProperty(name="Gaussians", default=60_000, min=1, max=2_000_000,
                                           description="How many Gaussians a reconstruction binds to the head")
+    face_rule: bpy.props.EnumProperty(
+        name="Face",
+        items=[("LARGEST", "Largest face", "Follow the largest face"),
+               ("POINT", "Point", "Follow the person nearest a point on the first frame of the range")],
+        default="LARGEST",
+    )
+    face_point: bpy.props.FloatVectorProperty(
+        name="Point", size=2, default=(0.5, 0.5), min=0.0, max=1.0, subtype="XYZ",
+        description="The face to follow, on the first frame of the range: fractions 0..1 of the frame's width "
+                    "(X) and height (Y) measured from its TOP-LEFT corner")
     cancel_requested: bpy.props.BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
+
+    def face(self) -> tuple[float, float] | None:
+        """The face to follow for the request: a top-left point, or None for the largest face."""
+        return (float(self.face_point[0]), float(self.face_point[1])) if self.face_rule == "POINT" else None
 
     def smooth_groups(self) -> dict[str, float]:
         """Per-group strengths for the request; empty unless "Per group" is on."""
@@ -75,6 +90,31 @@ class SHEAP_SceneSettings(bpy.types.PropertyGroup):
         return footage_of_clip(clip) if clip is not None else ""
 
 
+class SHEAP_OT_face_from_clip_cursor(bpy.types.Operator):
+    """Follow the face under the Movie Clip editor's 2D cursor (put it on the face, on the first frame of the range)"""
+
+    bl_idname = "sheap.face_from_clip_cursor"
+    bl_label = "Face from 2D Cursor"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        space = context.space_data
+        return space is not None and space.type == "CLIP_EDITOR"
+
+    def execute(self, context):
+        try:
+            x, y = clip_cursor_to_point(context.space_data.cursor_location)
+        except ValueError as exc:
+            self.report({"ERROR"}, f"SHeaP: {exc}")
+            return {"CANCELLED"}
+        settings = context.scene.sheap
+        settings.face_rule = "POINT"
+        settings.face_point = (x, y)
+        self.report({"INFO"}, f"SHeaP: following the face nearest ({x:.3f}, {y:.3f}) from the top-left")
+        return {"FINISHED"}
+
+
 class _SheapPanel:
     bl_label = "SHeaP"
     bl_category = "SHeaP"
@@ -93,6 +133,12 @@ class _SheapPanel:
         row = layout.row(align=True)
         row.prop(settings, "start")
         row.prop(settings, "end")
+        row = layout.row(align=True)
+        row.prop(settings, "face_rule", expand=True)
+        if SHEAP_OT_face_from_clip_cursor.poll(context):  # the panel is in the Movie Clip editor
+            row.operator("sheap.face_from_clip_cursor", text="", icon="PIVOT_CURSOR")
+        if settings.face_rule == "POINT":
+            layout.row(align=True).prop(settings, "face_point", text="")
         row = layout.row(align=True)
         row.prop(settings, "smooth", slider=True)
         row.prop(settings, "smooth_per_group", text="", icon="PREFERENCES")
@@ -140,7 +186,7 @@ class SHEAP_PT_clip(_SheapPanel, bpy.types.Panel):
     bl_space_type = "CLIP_EDITOR"
 
 
-classes = (SHEAP_SceneSettings, SHEAP_PT_view3d, SHEAP_PT_clip)
+classes = (SHEAP_SceneSettings, SHEAP_OT_face_from_clip_cursor, SHEAP_PT_view3d, SHEAP_PT_clip)
 
 
 def register_properties() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import bpy
 
 from . import preferences
+from .core.face_choice import parse_face
 from .core.result_format import SMOOTHING_GROUPS
 from .reconstruction import Reconstruction, Request
 
@@ -100,6 +101,11 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
                                                   "unset: the panel's checkbox")
     gaussian_count: bpy.props.IntProperty(name="Gaussian count", default=0, min=0, max=2_000_000,
                                           description="0: the panel's")
+    face: bpy.props.StringProperty(
+        name="Face", default="",
+        description='Which face to follow: "largest", or "X,Y", a point on the first frame of the range as '
+                    "fractions 0..1 of the frame's width and height from its top-left corner (the person "
+                    "nearest it). Empty: the panel's")
 
     # -- gathering the request ------------------------------------------------------------------
     def _request(self, context) -> Request | str:
@@ -125,13 +131,17 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
         if isinstance(groups, str):
             return groups
         gaussians = self.gaussians if self.properties.is_property_set("gaussians") else settings.gaussians
+        try:
+            face = parse_face(self.face) if self.face.strip() else settings.face()
+        except ValueError as exc:
+            return str(exc)
         return Request(
             footage=footage, output=str(result_path_for(footage)), flame=flame, weights=weights,
             backend_python=python,
             device=self.device if self.device != "PREFS" else (prefs.device if prefs else "auto"),
             start=start, end=end, batch_size=self.batch_size or (prefs.batch_size if prefs else 16), smooth=smooth,
             smooth_groups=groups,
-            gaussians=gaussians, gaussian_count=self.gaussian_count or settings.gaussian_count,
+            gaussians=gaussians, gaussian_count=self.gaussian_count or settings.gaussian_count, face=face,
         )
 
     # -- finishing: the only place the scene changes ----------------------------------------------

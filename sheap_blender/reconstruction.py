@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backend_process import BackendError, BackendProcess
+from .core.face_choice import face_request
 
 _warm: BackendProcess | None = None
 _warm_lock = threading.Lock()
@@ -67,13 +68,14 @@ class Request:
     smooth_groups: dict[str, float] = field(default_factory=dict)
     gaussians: bool = False  # also bind Gaussians to the head, coloured from the footage
     gaussian_count: int = 60_000
+    face: tuple[float, float] | None = None  # the point to follow, from the frame's top-left; None: largest face
 
     def fields(self) -> dict:
         """What travels to the backend (plain data only)."""
         return {"footage": self.footage, "output": self.output, "flame": self.flame, "weights": self.weights,
                 "device": self.device, "start": self.start, "end": self.end, "batch_size": self.batch_size,
                 "smooth": self.smooth, "smooth_groups": self.smooth_groups, "gaussians": bool(self.gaussians),
-                "gaussian_count": int(self.gaussian_count)}
+                "gaussian_count": int(self.gaussian_count), "face": face_request(self.face)}
 
 
 class Reconstruction:

@@ -1,4 +1,4 @@
-"""Scene timing from the clip (fps, frame range) and timeline markers at frames without a face."""
+"""Scene timing from the clip (fps, frame range); timeline markers at frames without a face and at hard cuts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from .core.camera import blender_fps
 
 MARKER_NAME = "no face"
+CUT_MARKER_NAME = "cut"
 _OUR_MARKER = re.compile(r"^no face( \(\d+ frames\))?$")
 
 
@@ -50,3 +51,14 @@ def mark_invalid(scene: bpy.types.Scene, valid: np.ndarray, frame_start: int) ->
         name = MARKER_NAME if length == 1 else f"{MARKER_NAME} ({length} frames)"
         markers.append(scene.timeline_markers.new(name, frame=frame_start + row))
     return markers
+
+
+def remove_cut_markers(scene: bpy.types.Scene) -> None:
+    """Remove the markers an earlier import put at hard cuts."""
+    for marker in [m for m in scene.timeline_markers if m.name == CUT_MARKER_NAME]:
+        scene.timeline_markers.remove(marker)
+
+
+def mark_cuts(scene: bpy.types.Scene, rows: np.ndarray, frame_start: int) -> list[bpy.types.TimelineMarker]:
+    """One marker "cut" on the scene frame of each result row where a segment starts at a hard cut."""
+    return [scene.timeline_markers.new(CUT_MARKER_NAME, frame=frame_start + int(row)) for row in rows]

@@ -167,7 +167,7 @@ def test_export_ply(demo, with_gaussians, model, vertices, tmp_path):
     cloud = trimesh.load(out)
     assert len(cloud.vertices) == COUNT
     assert np.abs(np.asarray(cloud.vertices) - centres).max() < 1e-5
-    assert np.abs(data[:, 3:6] - axes[:, :, 2]).max() < 1e-5
+    assert np.abs(data[:, 3:6] - axes[:, :, 2]).max() < 1e-4  # float32 normals of mm-sized triangles
     assert np.allclose(data[:, 6:9] * 0.28209479177387814 + 0.5, binding.colour, atol=1e-5)
     assert np.allclose(1 / (1 + np.exp(-data[:, 9])), binding.opacity, atol=1e-5)
     assert np.allclose(np.exp(data[:, 10:12]), scales, rtol=1e-4)

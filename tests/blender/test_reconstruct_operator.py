@@ -220,3 +220,19 @@ def test_the_panels_movie_clip_is_the_footage(demo, empty_scene, tmp_path, kind)
     root = next(o for o in empty_scene.objects if "sheap_result" in o)
     assert root["sheap_frames"] == 6
     assert empty_scene.camera is not None
+
+
+def test_the_face_to_follow_reaches_the_backend(demo, empty_scene):
+    import json
+
+    from sheap_blender.core.safetensors_file import read_metadata
+
+    assert run_operator(demo, frame_start=0, frame_end=6, face="0.5,0.45") == {"FINISHED"}
+    root = next(o for o in empty_scene.objects if "sheap_result" in o)
+    followed = json.loads(read_metadata(root["sheap_result"])["followed_face"])
+    assert followed["rule"] == "point" and followed["point"] == pytest.approx([0.5, 0.45])
+    assert json.loads(root["sheap_followed_face"]) == followed
+    # the panel's choice when the operator leaves it empty: the largest face
+    assert run_operator(demo, frame_start=0, frame_end=6) == {"FINISHED"}
+    root = next(o for o in empty_scene.objects if "sheap_result" in o)
+    assert json.loads(read_metadata(root["sheap_result"])["followed_face"])["rule"] == "largest"

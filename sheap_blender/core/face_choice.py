@@ -1,0 +1,93 @@
+"""Which face a reconstruction follows, and the segment metadata a result carries (no bpy).
+
+A face is chosen by a point on the first frame of the range, as fractions (0..1) of the frame's
+width and height from its TOP-LEFT corner (`reconstruct --face X,Y`, the request's "face": [x, y]);
+none means the largest face. A result may list `cuts` (JSON: the footage frame numbers, values
+of `frame_index`, where a segment starts because of a hard cut) and `followed_face` (JSON: the
+rule and the box followed); older results have neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .errors import InputError
+
+LARGEST = "largest"
+_EXPECTED = f'"{LARGEST}" or X,Y: fractions 0..1 of the frame\'s width and height from its top-left corner'
+
+
+def parse_face(text: str) -> tuple[float, float] | None:
+    """ "largest" -> None; "0.3, 0.4" -> (0.3, 0.4). Anything else: ValueError with the one-line reason."""
+    cleaned = text.strip()
+    if cleaned.lower() == LARGEST:
+        return None
+    parts = [part.strip() for part in cleaned.split(",")]
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        x, y = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"face {text!r} not understood; expected {_EXPECTED}") from None
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # also refuses nan
+        raise ValueError(f"face {text!r} is outside the frame; expected {_EXPECTED}")
+    return x, y
+
+
+def face_request(point: tuple[float, float] | None) -> list[float] | None:
+    """The request's "face": [x, y] (plain floats), or None for the largest face."""
+    return None if point is None else [float(point[0]), float(point[1])]
+
+
+def clip_cursor_to_point(cursor) -> tuple[float, float]:
+    """The Movie Clip editor's 2D cursor -> (x, y) from the frame's top-left corner, in fractions.
+
+    `SpaceClipEditor.cursor_location` holds the cursor in fractions of the clip's frame with the
+    origin at the frame's BOTTOM-left corner, y up (Blender's `ED_clip_point_stable_pos` divides by
+    the frame size; the stabilisation is undone, so it is the footage's own frame). Outside the
+    frame: ValueError.
+    """
+    x, y = float(cursor[0]), float(cursor[1])
+    point = (x, 1.0 - y)
+    if not all(0.0 <= v <= 1.0 for v in point):
+        raise ValueError(f"the 2D cursor ({x:.3f}, {y:.3f}) is outside the clip's frame: place it on the face")
+    return point
+
+
+def cut_rows(path: str | os.PathLike, metadata: dict[str, str], frame_index: np.ndarray) -> np.ndarray:
+    """Rows of the result where a segment starts at a hard cut (from the `cuts` metadata); none when absent.
+
+    Raises InputError naming the file when `cuts` is not a JSON list of whole frame numbers or names
+    a frame the result does not hold.
+    """
+    text = metadata.get("cuts")
+    if text is None:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        cuts = json.loads(text)
+    except json.JSONDecodeError:
+        cuts = None
+    if not isinstance(cuts, list) or not all(type(c) is int and 0 <= c < 2**63 for c in cuts):  # bool: refused
+        raise InputError(path, f"malformed cuts metadata (expected a JSON list of frame numbers): {text[:60]!r}")
+    cuts_array = np.unique(np.asarray(cuts, dtype=np.int64))
+    frames = np.asarray(frame_index, dtype=np.int64)
+    missing = cuts_array[~np.isin(cuts_array, frames)]
+    if missing.size:
+        raise InputError(path, f"cuts metadata names frame {int(missing[0])}, which the result does not hold")
+    return np.flatnonzero(np.isin(frames, cuts_array))
+
+
+def followed_face(metadata: dict[str, str]) -> dict | None:
+    """The `followed_face` metadata as a dict; None when absent or not a JSON object."""
+    text = metadata.get("followed_face")
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
