@@ -80,6 +80,7 @@ def motion_of(clip: Path) -> list[list]:
     ("wide_1080p", (1920, 1080), FaceInShot(0.25, 0.45, 64, pan=(0.3, 0.08), zoom=0.3)),
     ("wide_4k", (3840, 2160), FaceInShot(0.7, 0.35, 72, pan=(-0.15, 0.1), zoom=-0.15)),
     ("portrait_phone", (1080, 1920), FaceInShot(0.45, 0.3, 96, pan=(0.1, 0.15), zoom=0.2)),
+    ("qcif_close_up", (176, 144), FaceInShot(0.5, 0.6, 60, pan=(0.08, 0.0), zoom=0.1)),
 ])
 def test_a_small_moving_face_is_found_and_cropped_as_in_a_close_up(demo, tmp_path, close_up_box, name, size, face):
     frames = 16 if size[0] > 2000 else 30
