@@ -8,33 +8,35 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
+from sheap_blender.core.atomic_file import check_output
 from sheap_blender.core.errors import InputError
 
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
+EXIT_INTERNAL = 1
 
 
-def _existing_output_dir(path: Path) -> Path:
-    if not path.parent.is_dir():
-        raise InputError(path, f"output folder {path.parent} does not exist")
-    return path
+def _absolute(path: str | None) -> Path | None:
+    """A user's path made absolute where it is read (the backend may run from another folder)."""
+    return None if path is None else Path(path).expanduser().absolute()
 
 
 def cmd_make_demo(args: argparse.Namespace) -> None:
     from .demo import make_demo
 
-    for line in make_demo(Path(args.directory)):
+    for line in make_demo(Path(args.directory), full_size=args.full_size):
         print(line, flush=True)
 
 
 def cmd_convert_flame(args: argparse.Namespace) -> None:
     from .flame_convert import convert_flame
 
-    out = _existing_output_dir(Path(args.output))
-    model = convert_flame(Path(args.pkl), Path(args.eyelids) if args.eyelids else None, out)
+    out = check_output(args.output, args.pkl, args.eyelids)
+    model = convert_flame(_absolute(args.pkl), _absolute(args.eyelids), out)
     print(f"wrote {out} (source SHA-256 {model.source_sha256[:12]}...)", flush=True)
 
 
@@ -42,26 +44,30 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     from sheap_blender.core.result_format import write_result
 
     from .pipeline import prepare_job, reconstruct
+    from .precision import precision_line
     from .progress import Progress, emit_json
+    from .request import strength
     from .temporal import Smoothing
 
-    output = Path(args.output)
+    output = check_output(args.output, args.footage, args.flame, args.weights)
     try:
-        groups = {name: float(value) for name, value in (item.split("=", 1) for item in args.smooth_group)}
-        smoothing = Smoothing.parse(args.smooth, groups)
+        groups = {name: strength(float(value), f"--smooth-group {name}")
+                  for name, value in (item.split("=", 1) for item in args.smooth_group)}
+        smoothing = Smoothing.parse(strength(args.smooth, "--smooth"), groups)
     except ValueError as exc:
-        raise InputError(None, f"--smooth-group: {exc} (use NAME=STRENGTH)") from None
+        raise InputError(None, f"{exc} (--smooth S, --smooth-group NAME=S)") from None
     if args.gaussians:
         from .gaussian_head import check_count
 
         check_count(args.gaussian_count)
     face_point = None if args.face is None else args.face.split(",")
-    job = prepare_job(Path(args.footage), output, Path(args.flame), Path(args.weights), args.device, args.start,
-                      args.end, args.batch_size, args.per_frame_shape, smoothing, face_point)
+    job = prepare_job(_absolute(args.footage), output, _absolute(args.flame), _absolute(args.weights), args.device,
+                      args.start,
+                      args.end, args.batch_size, args.per_frame_shape, smoothing, face_point, args.precision)
     progress = Progress(args.progress, total=job.end - job.start)
     if job.is_demo:
         progress.message("using demo weights (stand-ins, not SHeaP/FLAME): the head is not a real reconstruction")
-    progress.message(job.describe())
+    progress.message(f"{job.describe()}; {precision_line(job.predictor, args.precision)}")
     try:
         result = reconstruct(job, on_progress=lambda done, total: progress.update(done))
     finally:
@@ -89,9 +95,9 @@ def cmd_flame(args: argparse.Namespace) -> None:
 
     from .flame_eval import evaluate_result
 
-    output = _existing_output_dir(Path(args.output))
-    result = read_result(Path(args.result))
-    flame = load_flame(Path(args.flame))
+    output = check_output(args.output, args.result, args.flame)
+    result = read_result(_absolute(args.result))
+    flame = load_flame(_absolute(args.flame))
     with replacing(output) as tmp:
         shape = (result.n_frames, flame.n_vertices, 3)
         verts = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
@@ -104,8 +110,34 @@ def cmd_flame(args: argparse.Namespace) -> None:
 def cmd_export_ply(args: argparse.Namespace) -> None:
     from .splat_ply import export_ply
 
-    count = export_ply(Path(args.result), Path(args.flame), args.frame, Path(args.output), args.device)
+    output = check_output(args.output, args.result, args.flame)
+    count = export_ply(_absolute(args.result), _absolute(args.flame), args.frame, output, args.device)
     print(f"wrote {args.output}: {count} Gaussians at footage frame {args.frame}", flush=True)
+
+
+def cmd_preview(args: argparse.Namespace) -> None:
+    from sheap_blender.core.atomic_file import check_output
+
+    from .preview import write_preview
+    from .progress import Progress
+
+    output = check_output(args.output, args.result, args.flame)
+    result, flame = (Path(p).expanduser().absolute() for p in (args.result, args.flame))
+    progress = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal progress
+        if progress is None:
+            progress = Progress(args.progress, total=total, description="preview")
+        progress.update(done)
+
+    try:
+        stats = write_preview(result, flame, output, args.style, args.opacity, args.device, on_progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    print(f"wrote {output}: {stats.frames} frames, {stats.invalid} without a face (marked), {args.style}",
+          flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -116,10 +148,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m backend", description="SHeaP backend: footage -> FLAME.")
+    parser.add_argument("--debug", action="store_true", help="show the full trace of an internal error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("make-demo", help="write the demo stand-ins (FLAME, predictor, astronaut clip)")
     demo.add_argument("directory")
+    demo.add_argument("--full-size", action="store_true",
+                      help="also write a release-sized predictor stand-in (ViT-B/16, ~350 MB) for benchmarks")
     demo.set_defaults(run=cmd_make_demo)
 
     convert = commands.add_parser("convert-flame", help="convert FLAME's generic_model.pkl to safetensors")
@@ -134,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--flame", required=True, help="generic_model.pkl or its converted .safetensors")
     rec.add_argument("--weights", required=True, help="SHeaP TorchScript archive (model_paper.pt, ...)")
     rec.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    rec.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                     help="the network's precision; auto: bfloat16 where the CPU or GPU has it natively and a "
+                          "self-check finds the FLAME vertices within limits, else float32")
     rec.add_argument("--start", type=int, default=0, help="first frame (0-based)")
     rec.add_argument("--end", type=int, default=None, help="frame after the last (default: the clip's end)")
     rec.add_argument("--batch-size", type=int, default=16)
@@ -165,13 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
     ply.add_argument("-o", "--output", required=True)
     ply.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ply.set_defaults(run=cmd_export_ply)
+    preview = commands.add_parser("preview", help="a review video: the posed head drawn over every footage frame")
+    preview.add_argument("result")
+    preview.add_argument("--flame", required=True)
+    preview.add_argument("-o", "--output", required=True, help="the video (.mp4, .mov, .m4v, .avi or .mkv)")
+    preview.add_argument("--style", default="shaded", choices=["shaded", "wireframe"])
+    preview.add_argument("--opacity", type=float, default=0.75, help="of the head over the footage (0..1]")
+    preview.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    preview.add_argument("--progress", choices=["bar", "json", "none"],
+                         default="bar" if sys.stderr.isatty() else "none")
+    preview.set_defaults(run=cmd_preview)
     serve = commands.add_parser("serve", help="stay running, take JSON-line requests on stdin (for Blender)")
     serve.set_defaults(run=cmd_serve)
     return parser
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM ends a command the way Ctrl+C does, so its temporary files are removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         args.run(args)
     except InputError as exc:
@@ -184,3 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr, flush=True)
         sys.exit(EXIT_CANCELLED)
+    except Exception as exc:  # a bug, not bad input: one line, the trace only when asked for
+        if args.debug:
+            raise
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(f"error: internal error in {args.command}: {type(exc).__name__}: {reason} (run again with --debug "
+              "for the trace, and please report it)", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERNAL)

@@ -13,7 +13,8 @@ from collections import deque
 import cv2
 import numpy as np
 
-CROP_SIZE = 224
+from sheap_blender.core.camera import CROP_SIZE
+
 CENTRE_SHIFT_UP = 0.5
 SCALE = 1.9
 

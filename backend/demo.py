@@ -11,14 +11,17 @@ from pathlib import Path
 
 from .demo_clip import write_demo_clip
 from .demo_flame import write_demo_flame
-from .demo_predictor import write_demo_predictor
+from .demo_predictor import write_demo_predictor, write_full_size_predictor
 from .flame_convert import convert_flame
 
 DEMO_FLAME_CONVERTED = "flame.safetensors"
 
 
-def make_demo(directory: Path) -> Iterator[str]:
-    """Write the stand-ins into `directory`, yielding a line per file for the user."""
+def make_demo(directory: Path, full_size: bool = False) -> Iterator[str]:
+    """Write the stand-ins into `directory`, yielding a line per file for the user.
+
+    `full_size` adds the release-sized predictor stand-in (ViT-B/16, ~87 M parameters, ~350 MB) for benchmarks.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     pkl, eyelids = write_demo_flame(directory)
     yield f"demo FLAME stand-in (not FLAME): {pkl}"
@@ -27,5 +30,8 @@ def make_demo(directory: Path) -> Iterator[str]:
     convert_flame(pkl, eyelids, converted)
     yield f"demo FLAME, converted: {converted}"
     yield f"demo weights (stand-in predictor, not SHeaP): {write_demo_predictor(directory)}"
+    if full_size:
+        yield (f"demo weights, release-sized (ViT-B/16 stand-in with random weights, not SHeaP): "
+               f"{write_full_size_predictor(directory)}")
     clip, motion = write_demo_clip(directory)
     yield f"astronaut clip: {clip} (known motion: {motion.name})"

@@ -194,8 +194,9 @@ def build_demo_flame() -> dict[str, np.ndarray]:
     posedirs[:n_head] = (pose_regions[:, None, np.arange(N_POSE_FEATURES) // 9] * pose_dirs.T[None]
                          * rng.uniform(0.0005, 0.002, N_POSE_FEATURES))
 
-    # Eyelids: the skin above each eye slides down over the eyeball, 8 mm at full weight.
-    lid_centres = np.column_stack([EYE_XY + [0.0, 0.008], head[socket, 2]])
+    # Eyelids: the skin above each eye slides down over the eyeball, 8 mm at full weight. Channel 0 is the
+    # subject's RIGHT eyelid (-X), as in SHeaP's released eyelids.pt: the reverse of EYE_XY's order.
+    lid_centres = np.column_stack([EYE_XY + [0.0, 0.008], head[socket, 2]])[::-1]
     lids = _gaussians(head, lid_centres, np.array([[0.013, 0.006, 0.012]] * 2))  # (V, 2)
     eyelids = np.zeros((N_VERTICES, 3, 2))
     eyelids[:n_head] = np.array([0.0, -1.0, 0.25])[None, :, None] * (0.008 * lids[:, None, :])

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional
+
+from sheap_blender.core.atomic_file import replacing
 
 DEMO_WEIGHTS_NAME = "demo_sheap_model.pt"
+FULL_SIZE_WEIGHTS_NAME = "demo_sheap_vit_b16.pt"  # release-sized: ~350 MB, never in git
 
 
 class DemoSheap(nn.Module):
@@ -59,6 +63,55 @@ class DemoSheap(nn.Module):
             "eyelids": out[:, 415:417],
             "cam_trans": out[:, 417:420],
         }
+
+
+class _Block(nn.Module):
+    """A pre-norm transformer block as in timm's ViT: attention (fused qkv) then a GELU MLP."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        qkv = self.qkv(self.norm1(x)).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attended = functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        x = x + self.proj(attended.transpose(1, 2).reshape(n, t, d))
+        return x + self.fc2(functional.gelu(self.fc1(self.norm2(x))))
+
+
+class ViTB16(nn.Module):
+    """A ViT-B/16 encoder at 224 (patch 16, width 768, depth 12, 12 heads), then a 1024-wide GELU layer:
+    with DemoSheap's head, ~87 M parameters, the size and architecture class of the release's predictor."""
+
+    def __init__(self, dim: int = 768, depth: int = 12, heads: int = 12, out: int = 1024):
+        super().__init__()
+        self.patches = nn.Conv2d(3, dim, 16, 16)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.position = nn.Parameter(torch.randn(1, 197, dim) * 0.02)
+        self.blocks = nn.Sequential(*[_Block(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.out = nn.Linear(dim, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patches(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1) + self.position
+        return functional.gelu(self.out(self.norm(self.blocks(tokens))[:, 0]))
+
+
+def write_full_size_predictor(directory: str | Path, seed: int = 0) -> Path:
+    """The release-sized stand-in (ViT-B/16, random weights, SHeaP's contract, `sheap_demo`), for benchmarks."""
+    torch.manual_seed(seed)
+    path = Path(directory) / FULL_SIZE_WEIGHTS_NAME
+    with replacing(path) as temporary:
+        torch.jit.save(torch.jit.script(DemoSheap(ViTB16(), 1024).eval()), str(temporary))
+    return path
 
 
 def write_demo_predictor(directory: str | Path, seed: int = 0) -> Path:

@@ -18,6 +18,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .crop import crop_region
@@ -95,10 +96,12 @@ class Landmarker:
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=max_faces, refine_landmarks=False, min_detection_confidence=0.5)
             self._detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.3)
-            # the graphs print their start-up lines on their first image
-            blank = np.zeros((WORK_SIZE, WORK_SIZE, 3), np.uint8)
-            self._mesh.process(blank)
-            self._detector.process(blank)
+            # the graphs print their start-up lines on their first image, and more on their first face
+            from skimage import data
+
+            face = cv2.resize(data.astronaut(), (WORK_SIZE, WORK_SIZE), interpolation=cv2.INTER_AREA)
+            self._mesh.process(face)
+            self._detector.process(face)
 
     def close(self) -> None:
         self._mesh.close()

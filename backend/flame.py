@@ -1,8 +1,8 @@
 """FLAME's forward model in torch: parameters -> posed vertices and joints, batched, on CPU or CUDA.
 
-Per frame (docs: FACTS "FLAME"): blendshapes (identity, expression, SHeaP's eyelids), joints regressed
-from the shaped mesh, pose correctives from (R_j - I) of joints 1..4, linear blend skinning through
-the kinematic chain, then `cam_trans` added.
+Per frame (FLAME, Li et al. 2017, as its 2020 release defines it): blendshapes (identity,
+expression, SHeaP's eyelids), joints regressed from the shaped mesh, pose correctives from
+(R_j - I) of joints 1..4, linear blend skinning through the kinematic chain, then `cam_trans` added.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -12,19 +14,26 @@ from .flame import Flame
 from .predictor import resolve_device
 
 
-def evaluate_result(model: FlameModel, result: Result, out: np.ndarray, device: str = "cpu", chunk: int = 256) -> None:
-    """Write the posed vertices of each result frame into `out` (F, V, 3)."""
+def vertex_chunks(model: FlameModel, result: Result, device: str = "cpu",
+                  chunk: int = 256) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, (n, V, 3) float32 posed vertices of those rows), `chunk` rows at a time, in order."""
     torch_device = resolve_device(device)
     flame = Flame(model).to(torch_device)
     poses = result.poses()
     p = result.params
     with torch.inference_mode():
         for begin in range(0, result.n_frames, chunk):
-            rows = slice(begin, begin + chunk)
+            rows = slice(begin, min(begin + chunk, result.n_frames))
 
             def tensor(array: np.ndarray, rows: slice = rows) -> torch.Tensor:
                 return torch.from_numpy(np.ascontiguousarray(array[rows])).to(torch_device)
 
             verts = flame(tensor(p["shape"]), tensor(p["expr"]), tensor(poses), tensor(p["eyelids"]),
                           tensor(p["cam_trans"]))
-            out[rows] = verts.cpu().numpy()
+            yield rows, verts.cpu().numpy()
+
+
+def evaluate_result(model: FlameModel, result: Result, out: np.ndarray, device: str = "cpu", chunk: int = 256) -> None:
+    """Write the posed vertices of each result frame into `out` (F, V, 3)."""
+    for rows, verts in vertex_chunks(model, result, device, chunk):
+        out[rows] = verts

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,9 @@ import cv2
 import numpy as np
 
 from sheap_blender.core.errors import InputError
+from sheap_blender.core.image_sequence import IMAGE_SUFFIXES, folder_images, is_image, is_pattern, pattern_images
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr", ".jp2"}
 DEFAULT_IMAGE_FPS = 30.0
-
-
-def natural_key(path: Path) -> list:
-    """Sort key putting frame2 before frame10."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -32,7 +26,11 @@ def read_image(path: Path) -> np.ndarray:
         raise InputError(path, "image not found")
     if path.stat().st_size == 0:
         raise InputError(path, "image file is empty")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV's limit
+        reason = "larger than OpenCV reads" if "MAX_IMAGE_PIXELS" in str(exc) else "OpenCV cannot decode it"
+        raise InputError(path, f"not a usable image ({reason})") from None
     if bgr is None:
         raise InputError(path, "not an image OpenCV can read")
     if bgr.dtype != np.uint8:  # 16-bit PNG/TIFF: scale to 8 bits
@@ -107,14 +105,9 @@ def _open_pattern(pattern: str, fps: float) -> Footage:
     folder = path.parent
     if not folder.is_dir():
         raise InputError(path, f"folder {folder} not found")
-    regex = re.compile("^" + re.sub(r"%0?(\d*)d", lambda m: r"(\d{%s,})" % (m.group(1) or 1),
-                                    re.escape(path.name).replace(r"\%", "%")) + "$")
-    numbered = sorted((int(m.group(1)), folder / name) for name in os.listdir(folder)
-                      if (m := regex.match(name)))
-    if not numbered:
+    images = [file for _, file in pattern_images(path)]
+    if not images:
         raise InputError(path, "no file matches this pattern")
-    first_number = numbered[0][0]
-    images = [p for i, (number, p) in enumerate(numbered) if number == first_number + i]
     return _sequence(path, images, fps)
 
 
@@ -142,12 +135,11 @@ def open_footage(path: str | os.PathLike, fps: float | None = None) -> Footage:
     """Open any supported footage; `fps` overrides the rate of image sequences (default 30)."""
     text = os.fspath(path)
     image_fps = fps or DEFAULT_IMAGE_FPS
-    if "%" in Path(text).name:
+    if is_pattern(text):
         return _open_pattern(text, image_fps)
     path = Path(text)
     if path.is_dir():
-        images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                        key=natural_key)
+        images = folder_images(path)
         if not images:
             raise InputError(path, "folder holds no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
         return _sequence(path, images, image_fps)
@@ -155,7 +147,7 @@ def open_footage(path: str | os.PathLike, fps: float | None = None) -> Footage:
         raise InputError(path, "footage not found")
     if path.stat().st_size == 0:
         raise InputError(path, "footage file is empty")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if is_image(path):
         image = read_image(path)
         return Footage(path, "image", image.shape[1], image.shape[0], image_fps, 1, (path,))
     return _open_video(path)

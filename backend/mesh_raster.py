@@ -2,11 +2,14 @@
 
 Every triangle is expanded into the pixels of its bounding box at once (np.repeat), tested with
 barycentric coordinates at pixel centres (pixel i spans [i, i+1]), and the nearest depth per pixel
-is kept with np.minimum.at. Inverse depth is interpolated (it is affine in screen space under a
-pinhole); pass `perspective=False` for orthographic views.
+is kept with np.minimum.at (`rasterise_faces` also says which face is nearest). Inverse depth is
+interpolated (it is affine in screen space under a pinhole); pass `perspective=False` for
+orthographic views.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 from scipy.ndimage import minimum_filter
@@ -14,17 +17,15 @@ from scipy.ndimage import minimum_filter
 _CHUNK = 4_000_000  # candidate pixels per pass: bounds memory on big or near triangles
 
 
-def rasterise_depth(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int, height: int,
-                    perspective: bool = True) -> np.ndarray:
-    """(H, W) float64 depth of the nearest surface per pixel, +inf where nothing is drawn.
-
-    uv: (V, 2) image coordinates of the vertices; depth: (V,) their distance along the view (> 0 drawn).
-    """
+def _fragments(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int, height: int,
+               perspective: bool) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(flat pixel index, depth, face index) of every covered pixel centre of every triangle, in chunks."""
     tri_uv = np.asarray(uv, dtype=np.float64)[faces]  # (T, 3, 2)
     tri_z = np.asarray(depth, dtype=np.float64)[faces]  # (T, 3)
     keep = np.all(np.isfinite(tri_uv), axis=(1, 2)) & np.all(np.isfinite(tri_z), axis=1)
     if perspective:
         keep &= np.all(tri_z > 1e-9, axis=1)
+    face_index = np.flatnonzero(keep)
     tri_uv, tri_z = tri_uv[keep], tri_z[keep]
     # pixel centres c + 0.5 inside each bounding box
     x0 = np.clip(np.ceil(tri_uv[..., 0].min(1) - 0.5), 0, width).astype(np.int64)
@@ -37,7 +38,6 @@ def rasterise_depth(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, width:
     drawn = (w > 0) & (h > 0) & (np.abs(area) > 1e-12)
     index = np.flatnonzero(drawn)
     value = 1.0 / tri_z if perspective else tri_z
-    zbuffer = np.full(width * height, np.inf)
     counts = (w * h)[index]
     ends = np.cumsum(counts)
     begin = 0
@@ -59,9 +59,35 @@ def rasterise_depth(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, width:
         v = value[tri]
         interpolated = wa * v[:, 0] + wb * v[:, 1] + wc * v[:, 2]
         z = 1.0 / interpolated if perspective else interpolated
-        np.minimum.at(zbuffer, (py * width + px)[inside], z[inside])
+        yield (py * width + px)[inside], z[inside], face_index[tri[inside]]
         begin = stop
+
+
+def rasterise_depth(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int, height: int,
+                    perspective: bool = True) -> np.ndarray:
+    """(H, W) float64 depth of the nearest surface per pixel, +inf where nothing is drawn.
+
+    uv: (V, 2) image coordinates of the vertices; depth: (V,) their distance along the view (> 0 drawn).
+    """
+    zbuffer = np.full(width * height, np.inf)
+    for pixel, z, _ in _fragments(uv, depth, faces, width, height, perspective):
+        np.minimum.at(zbuffer, pixel, z)
     return zbuffer.reshape(height, width)
+
+
+def rasterise_faces(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int, height: int,
+                    perspective: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) depth as `rasterise_depth`, and (H, W) int64 index of the nearest face there (-1: none)."""
+    chunks = list(_fragments(uv, depth, faces, width, height, perspective))
+    zbuffer = np.full(width * height, np.inf)
+    face_id = np.full(width * height, -1, dtype=np.int64)
+    if chunks:
+        pixel, z, face = (np.concatenate(parts) for parts in zip(*chunks))
+        order = np.lexsort((z, pixel))  # by pixel, nearest first
+        first = order[np.r_[True, pixel[order][1:] != pixel[order][:-1]]] if len(order) else order
+        zbuffer[pixel[first]] = z[first]
+        face_id[pixel[first]] = face[first]
+    return zbuffer.reshape(height, width), face_id.reshape(height, width)
 
 
 def visible(uv: np.ndarray, depth: np.ndarray, zbuffer: np.ndarray, tolerance: float,

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sheap_blender.core.atomic_file import check_output
+from sheap_blender.core.camera import SHEAP_FOV_DEG
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame_model import FlameModel, load_flame
 from sheap_blender.core.result_format import PER_FRAME, Result
@@ -29,10 +31,11 @@ from .crop import BoxSmoother, box_from_landmarks, crop_image
 from .face_search import MIN_FACE_PX
 from .face_tracker import FaceTracker
 from .footage import Footage, open_footage
+from .precision import load_predictor as load_at_precision
+from .precision import precision_metadata, resolve_precision
 from .predictor import CROP_SIZE, Predictor, resolve_device
 from .temporal import Smoothing, aggregate_identity, clean_params, fill_segments
 
-FOV_DEG = 14.2539  # SHeaP's camera (FACTS.md)
 _END = object()
 
 
@@ -217,7 +220,8 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
     reported = 0
 
     def run_batch() -> None:
-        predicted = job.predictor.predict(np.stack([frame.crop for frame in batch]))
+        predicted = job.predictor.checked_predict(np.stack([frame.crop for frame in batch]),
+                                                  [frame.index for frame in batch])
         for name, value in predicted.items():
             outputs.setdefault(name, []).append(value)
         for frame in batch:
@@ -275,13 +279,14 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
         "model_file": job.predictor.path.name,
         "model_sha256": job.predictor.sha256,
         "flame_sha256": job.flame.source_sha256,
-        "fov_deg": repr(FOV_DEG),
+        "fov_deg": repr(SHEAP_FOV_DEG),
         "backend_version": __version__,
         "demo": "true" if job.is_demo else "false",
         "identity": "per-frame" if job.per_frame_shape else "clip",
         "smoothing": json.dumps({"strength": job.smoothing.strength, **job.smoothing.groups}),
         "followed_face": followed.as_json(),
         "cuts": json.dumps([frame.index for frame in frames if frame.cut]),
+        **precision_metadata(job.predictor),
     }
     return Result(indices, valid_mask, params, extra, metadata)
 
@@ -289,11 +294,11 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
 def prepare_job(footage: Path, output: Path, flame: Path, weights: Path, device: str = "auto", start: int = 0,
                 end: int | None = None, batch_size: int = 16, per_frame_shape: bool = False,
                 smoothing: Smoothing | None = None, face_point: tuple[float, float] | None = None,
-                load_predictor: Callable[[Path, torch.device], Predictor] = Predictor,
+                precision: str = "auto",
+                load_predictor: Callable[[Path, torch.device, str, FlameModel], Predictor] = load_at_precision,
                 load_flame: Callable[[Path], FlameModel] = load_flame) -> ReconstructJob:
     """Check everything that can be refused before the first frame is decoded, and build the job."""
-    if not output.parent.is_dir():
-        raise InputError(output, f"output folder {output.parent} does not exist")
+    check_output(output, footage, flame, weights)  # before the work: not found only after the whole clip
     if batch_size < 1:
         raise InputError(None, f"batch size must be at least 1, not {batch_size}")
     if face_point is not None:
@@ -302,8 +307,10 @@ def prepare_job(footage: Path, output: Path, flame: Path, weights: Path, device:
     end = clip.frame_count if end is None else end
     if not 0 <= start < end <= clip.frame_count:
         raise InputError(clip.path, f"frame range {start}..{end} is outside the clip's 0..{clip.frame_count}")
+    torch_device = resolve_device(device)
+    resolve_precision(precision, torch_device)  # an unknown name is refused before anything loads
     model = load_flame(flame)
-    predictor = load_predictor(weights, resolve_device(device))
+    predictor = load_predictor(weights, torch_device, precision, model)
     return ReconstructJob(clip, predictor, model, start, end, batch_size, per_frame_shape, smoothing or Smoothing(),
                           face_point)
 

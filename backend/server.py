@@ -3,7 +3,7 @@
 Blender starts it once and keeps it: torch, the model and FLAME stay loaded between runs.
 Requests (one JSON object a line on stdin):
     {"cmd": "reconstruct", "id": 1, "footage": ..., "output": ..., "flame": ..., "weights": ...,
-     "device": "auto", "start": 0, "end": null, "batch_size": 16, "per_frame_shape": false,
+     "device": "auto", "precision": "auto", "start": 0, "end": null, "batch_size": 16, "per_frame_shape": false,
      "smooth": 0.0, "smooth_groups": {"expression": 0.3, "jaw": 0.1}, "gaussians": false, "gaussian_count": 60000,
      "face": null}   (face: [x, y], fractions of the first frame from its top-left: follow the nearest person)
     {"cmd": "cancel"}   {"cmd": "ping"}   {"cmd": "quit"}
@@ -28,12 +28,15 @@ from sheap_blender.core.flame_model import FlameModel, load_flame
 from sheap_blender.core.result_format import write_result
 
 from . import __version__
-from .gaussian_head import DEFAULT_COUNT, add_gaussians, check_count
-from .pipeline import Cancelled, check_face_point, prepare_job, reconstruct
+from .gaussian_head import add_gaussians
+from .pipeline import Cancelled, prepare_job, reconstruct
+from .precision import load_predictor, precision_line
 from .predictor import Predictor
+from .request import BadRequest, ReconstructRequest, parse_reconstruct
 from .temporal import Smoothing
 
 PROTOCOL_VERSION = 1
+MAX_LINE = 1 << 20  # characters; a request is a few hundred
 
 
 class ModelCache:
@@ -51,11 +54,12 @@ class ModelCache:
             return (os.fspath(path),)
         return (os.fspath(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
-    def predictor(self, path: Path, device: torch.device) -> Predictor:
-        key = (*self._key(path), str(device))
+    def predictor(self, path: Path, device: torch.device, precision: str, flame: FlameModel) -> Predictor:
+        """Loaded at `precision` (self-checked against this FLAME: a new FLAME checks again)."""
+        key = (*self._key(path), str(device), precision, flame.source_sha256)
         if key not in self._predictors:
             self._predictors.clear()  # one model at a time: GPU memory is precious
-            self._predictors[key] = Predictor(path, device)
+            self._predictors[key] = load_predictor(path, device, precision, flame)
         return self._predictors[key]
 
     def flame(self, path: Path) -> FlameModel:
@@ -80,39 +84,27 @@ class Server:
             self.stdout.write(json.dumps({"event": event, **fields}) + "\n")
             self.stdout.flush()
 
-    def run_job(self, request: dict) -> None:
-        """The worker thread: one job, then its closing event (sent once the server is free again)."""
-        event, fields = self._job(request)
-        self.busy = False  # cleared first: a client may send the next request the moment it reads this event
-        self.send(event, id=request.get("id"), **fields)
-
-    def _job(self, request: dict) -> tuple[str, dict]:
-        """Run a reconstruct request; returns its closing event (done, cancelled or error)."""
-        job_id = request.get("id")
-        try:  # the request itself: a malformed one is the client's mistake, said in one line
-            output = Path(request["output"])
-            footage, flame, weights = Path(request["footage"]), Path(request["flame"]), Path(request["weights"])
-            device, start, end = str(request.get("device", "auto")), int(request.get("start", 0)), request.get("end")
-            end = None if end is None else int(end)
-            batch_size = int(request.get("batch_size", 16))
-            per_frame_shape = bool(request.get("per_frame_shape", False))
-            smoothing = Smoothing.parse(float(request.get("smooth", 0.0)), request.get("smooth_groups") or {})
-            gaussians = bool(request.get("gaussians", False))
-            gaussian_count = check_count(int(request.get("gaussian_count", DEFAULT_COUNT))) if gaussians else 0
-            face_point = request.get("face")
-            face_point = None if face_point is None else check_face_point(face_point)
-        except KeyError as exc:
-            return "error", {"message": f"request lacks {exc.args[0]!r}"}
-        except (TypeError, ValueError) as exc:
-            return "error", {"message": f"bad request: {exc}"}
-        except InputError as exc:
-            return "error", {"message": str(exc)}
+    def run_job(self, job_id, request: ReconstructRequest) -> None:
+        """The worker thread: one job, then always its closing event (sent once the server is free again)."""
         try:
-            job = prepare_job(footage, output, flame, weights, device, start, end, batch_size, per_frame_shape,
-                              smoothing, face_point, load_predictor=self.cache.predictor, load_flame=self.cache.flame)
+            event, fields = self._job(job_id, request)
+        except BaseException as exc:  # noqa: BLE001 - the worker must never die without a closing event
+            traceback.print_exc(file=sys.stderr)
+            event, fields = "error", {"message": f"backend failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]}
+        self.busy = False  # cleared first: a client may send the next request the moment it reads this event
+        self.send(event, id=job_id, **fields)
+
+    def _job(self, job_id, request: ReconstructRequest) -> tuple[str, dict]:
+        """Run a checked reconstruct request; returns its closing event (done, cancelled or error)."""
+        try:
+            smoothing = Smoothing.parse(request.smooth, request.smooth_groups)
+            job = prepare_job(request.footage, request.output, request.flame, request.weights, request.device,
+                              request.start, request.end, request.batch_size, request.per_frame_shape,
+                              smoothing, request.face, request.precision, load_predictor=self.cache.predictor,
+                              load_flame=self.cache.flame)
             if job.is_demo:
                 self.send("log", id=job_id, message="using demo weights (stand-ins, not SHeaP/FLAME)")
-            self.send("log", id=job_id, message=job.describe())
+            self.send("log", id=job_id, message=f"{job.describe()}; {precision_line(job.predictor, request.precision)}")
             started = time.perf_counter()
 
             def on_progress(done: int, total: int) -> None:
@@ -120,11 +112,12 @@ class Server:
                 self.send("progress", id=job_id, frame=done, total=total, fps=round(fps, 2))
 
             result = reconstruct(job, on_progress=on_progress, stop=self.stop)
-            if gaussians:
-                add_gaussians(job.flame, result, job.footage, output, gaussian_count, job.predictor.device,
-                              log=lambda message: self.send("log", id=job_id, message=message), stop=self.stop)
-            write_result(output, result)
-            return "done", {"result": os.fspath(output.resolve()), "frames": result.n_frames,
+            if request.gaussians:
+                add_gaussians(job.flame, result, job.footage, request.output, request.gaussian_count,
+                              job.predictor.device, log=lambda message: self.send("log", id=job_id, message=message),
+                              stop=self.stop)
+            write_result(request.output, result)
+            return "done", {"result": os.fspath(request.output), "frames": result.n_frames,
                             "invalid": int((~result.valid).sum()), "demo": result.is_demo}
         except Cancelled:
             return "cancelled", {}
@@ -132,27 +125,39 @@ class Server:
             return "error", {"message": str(exc)}
         except Exception as exc:  # noqa: BLE001 - the client shows one line; the trace goes to stderr
             traceback.print_exc(file=sys.stderr)
-            return "error", {"message": f"backend failed: {type(exc).__name__}: {exc}".splitlines()[0]}
+            return "error", {"message": f"backend failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]}
 
     def handle(self, request: dict) -> bool:
-        """Act on one request; False when the server should exit."""
+        """Act on one request; False when the server should exit. Every request but quit gets an answer."""
         command = request.get("cmd")
+        job_id = request.get("id")
+        if not (job_id is None or isinstance(job_id, str | int) and not isinstance(job_id, bool)):
+            self.send("error", message="bad request: id must be a number or a string")
+            return True
         if command == "reconstruct":
             if self.busy:
-                self.send("error", id=request.get("id"), message="busy: a reconstruction is already running")
+                self.send("error", id=job_id, message="busy: a reconstruction is already running")
+                return True
+            try:
+                checked = parse_reconstruct(request)
+            except BadRequest as exc:
+                self.send("error", id=job_id, message=f"bad request: {exc}")
                 return True
             self.stop.clear()
             self.busy = True
-            self.worker = threading.Thread(target=self.run_job, args=(request,), daemon=True)
+            self.worker = threading.Thread(target=self.run_job, args=(job_id, checked), daemon=True)
             self.worker.start()
         elif command == "cancel":
-            self.stop.set()
+            if self.busy:
+                self.stop.set()  # answered by the job's closing event
+            else:
+                self.send("log", message="nothing to cancel")
         elif command == "ping":
             self.send("pong", busy=self.busy)
         elif command == "quit":
             return False
         else:
-            self.send("error", message=f"unknown request {command!r}")
+            self.send("error", id=job_id, message=f"unknown request {str(command)[:40]!r}")
         return True
 
     def serve(self, stdin=None) -> None:
@@ -161,14 +166,32 @@ class Server:
         for line in stdin or sys.stdin:
             if not line.strip():
                 continue
-            try:
-                request = json.loads(line)
-            except json.JSONDecodeError:
-                self.send("error", message="request is not JSON")
+            request, problem = parse_line(line)
+            if problem:
+                self.send("error", message=problem)
                 continue
-            if not isinstance(request, dict) or not self.handle(request):
-                break
+            try:
+                if not self.handle(request):
+                    break
+            except Exception as exc:  # noqa: BLE001 - one bad line must never end the server
+                traceback.print_exc(file=sys.stderr)
+                self.send("error", message=f"bad request: {type(exc).__name__}: {exc}".splitlines()[0][:300])
         # stdin closed (Blender went away) or quit: stop any job and leave
         self.stop.set()
         if self.worker is not None:
             self.worker.join(timeout=5)
+
+
+def parse_line(line: str) -> tuple[dict, str | None]:
+    """(request, None), or ({}, the one-line reason the line is not a request)."""
+    if len(line) > MAX_LINE:
+        return {}, f"request is too long ({len(line)} characters; at most {MAX_LINE})"
+    try:
+        request = json.loads(line)
+    except json.JSONDecodeError:
+        return {}, "request is not JSON"
+    except RecursionError:
+        return {}, "request is nested too deeply"
+    if not isinstance(request, dict):
+        return {}, f"request must be a JSON object, not {type(request).__name__}"
+    return request, None

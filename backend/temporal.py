@@ -14,6 +14,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation, Slerp
 
 from sheap_blender.core.result_format import POSE_KEYS, SMOOTHING_GROUPS
+from sheap_blender.core.rotation import make_continuous
 
 GROUPS = SMOOTHING_GROUPS  # smoothing groups -> the result tensors they cover
 MAX_SIGMA_FRAMES_AT_30FPS = 4.0  # strength 1 -> a Gaussian of this many frames at 30 fps
@@ -43,13 +44,8 @@ def sigma_frames(strength: float, fps: float) -> float:
 
 
 def quaternions_from_axis_angle(axis_angle: np.ndarray) -> np.ndarray:
-    """(F, 3) -> (F, 4) xyzw unit quaternions, signs chosen so neighbours never jump to -q."""
-    quats = Rotation.from_rotvec(axis_angle.astype(np.float64)).as_quat()
-    signs = np.ones(len(quats))
-    if len(quats) > 1:
-        flips = np.einsum("ij,ij->i", quats[1:], quats[:-1]) < 0
-        signs[1:] = np.where(np.cumsum(flips) % 2 == 1, -1.0, 1.0)
-    return quats * signs[:, None]
+    """(F, 3) -> (F, 4) xyzw unit quaternions, signs chosen so neighbours never jump to -q (the rig's rule)."""
+    return make_continuous(Rotation.from_rotvec(axis_angle.astype(np.float64)).as_quat())
 
 
 def axis_angle_from_quaternions(quats: np.ndarray) -> np.ndarray:

@@ -1,14 +1,16 @@
 """Batch-bake clips into .blend files, headless.
 
     blender -b -P scripts/bake.py -- CLIP... --out DIR [--flame F] [--weights W] [--backend-python P]
-                                     [--rig FILE.blend] [--device auto|cpu|cuda] [--smooth S] [--face X,Y]
+                                     [--rig FILE.blend] [--device auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]
+                                     [--smooth S] [--face X,Y]
     python scripts/bake.py -- CLIP... --out DIR ...        (where bpy is installed as a module)
 
 Each clip becomes DIR/<clip>.blend: a fresh scene with the FLAME rig, every frame keyed, the
 camera matched to the footage; or, with --rig, the given .blend with the animation baked onto
 the FLAME rig in it (the selected one, else the first this extension made). --face X,Y follows the
 person nearest that point on each clip's first frame (fractions of the frame's width and height
-from its top-left corner); without it, the largest face. One backend stays
+from its top-left corner); without it, the largest face. --preview also writes DIR/<clip>.preview.mp4,
+the head drawn over every footage frame (for review without Blender). One backend stays
 warm for the whole batch. A clip that fails gets one line on stderr and the batch goes on; the
 exit code is 1 if any clip failed.
 """
@@ -35,11 +37,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--backend-python", help="the backend's Python (default: .venv/bin/python)")
     parser.add_argument("--rig", type=Path, help="a .blend holding a FLAME rig made by this extension")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="the network's precision (auto: bfloat16 where native and within the self-check's limits)")
     parser.add_argument("--smooth", type=float, default=0.0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--face", type=_face, default=None, metavar="X,Y",
                         help="follow the person nearest this point on the first frame: fractions 0..1 of the "
                              "frame's width and height from its top-left corner (default: the largest face)")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write DIR/<clip>.preview.mp4: the head drawn over every footage frame, for review "
+                             "without Blender (python -m backend preview)")
     return parser.parse_args(argv)
 
 
@@ -86,7 +93,7 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     except RuntimeError as exc:
         raise BakeFailure(f"{args.rig}: cannot open it ({str(exc).strip().splitlines()[-1]})") from None
     run = Reconstruction(Request(footage=os.path.abspath(clip), output=str(result_path), flame=flame,
-                                 weights=weights, backend_python=python, device=args.device,
+                                 weights=weights, backend_python=python, device=args.device, precision=args.precision,
                                  batch_size=args.batch_size, smooth=args.smooth, face=args.face))
 
     def show(run: Reconstruction) -> None:
@@ -107,15 +114,33 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     except (RuntimeError, OSError) as exc:
         temporary.unlink(missing_ok=True)
         raise BakeFailure(f"{target}: cannot save it ({str(exc).strip().splitlines()[-1]})") from None
+    if args.preview:
+        write_preview(run.result_path, args.out / f"{name}.preview.mp4", flame, python)
     demo = " [demo weights]" if run.demo else ""
     print(f"bake: {clip} -> {target} ({run.total} frames, {made.collection.name}, "
           f"{time.perf_counter() - started:.1f} s){demo}", flush=True)
+
+
+def write_preview(result: str, video: Path, flame: str, python: str) -> None:
+    """The clip's review video, by the backend's `preview` command (written whole or not at all)."""
+    import subprocess
+
+    from sheap_blender.backend_process import backend_environment, backend_root
+
+    done = subprocess.run([python, "-m", "backend", "preview", str(result), "--flame", flame, "-o", str(video),
+                           "--progress", "none"], cwd=backend_root(), env=backend_environment(), capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit code {done.returncode}"]
+        raise BakeFailure(f"preview: {lines[-1].removeprefix('error: ')}")
 
 
 def main() -> int:
     if str(REPO) not in sys.path:  # a script, not the extension: it may use the repository's package
         sys.path.insert(0, str(REPO))
     args = parse_args(sys.argv)
+    args.out = args.out.expanduser().absolute()  # every path absolute where it is read: the backend runs elsewhere
+    args.rig = None if args.rig is None else args.rig.expanduser().absolute()
     import bpy
 
     import sheap_blender
@@ -123,9 +148,9 @@ def main() -> int:
 
     if not hasattr(bpy.types.Scene, "sheap"):
         sheap_blender.register()
-    flame = args.flame or str(REPO / "weights" / "flame.safetensors")
-    weights = args.weights or str(REPO / "weights" / "model_expressive.pt")
-    python = args.backend_python or str(REPO / ".venv" / "bin" / "python")
+    flame = os.path.abspath(args.flame or REPO / "weights" / "flame.safetensors")
+    weights = os.path.abspath(args.weights or REPO / "weights" / "model_expressive.pt")
+    python = os.path.abspath(args.backend_python or REPO / ".venv" / "bin" / "python")
     for label, path in (("FLAME", flame), ("SHeaP weights", weights), ("backend Python", python)):
         if not os.path.isfile(path):
             print(f"bake: {path}: {label} not found (see README)", file=sys.stderr, flush=True)
@@ -158,4 +183,4 @@ if __name__ == "__main__":
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)  # bpy can hang in interpreter shutdown (FACTS.md): leave at once
+    os._exit(code)  # bpy can hang in interpreter shutdown: leave at once

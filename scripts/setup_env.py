@@ -45,7 +45,9 @@ def find_python(version: str) -> str:
         )
         if probe.returncode == 0 and probe.stdout.strip() == version:
             return candidate
-    sys.exit(f"setup: Python {version} was not found (install it, e.g. with pyenv, and run again)")
+    sys.exit(f"setup: Python {version} was not found; the backend needs it (torch and MediaPipe's wheels): install it "
+             f"(pyenv install {version}, brew install python@{version}, apt install python{version} or python.org) "
+             "and run again")
 
 
 def build_env(venv: Path, python_version: str, requirement_files: list[Path]) -> Path:

@@ -48,8 +48,10 @@ def development_checkout() -> bool:
 def backend_environment() -> dict[str, str]:
     """The environment of every backend command: `backend` and `sheap_blender.core` importable, unbuffered."""
     env = dict(os.environ)
-    # `backend` from its root; `sheap_blender.core` from the folder holding this package
-    env["PYTHONPATH"] = os.pathsep.join([str(backend_root()), str(PACKAGE_DIR.parent), env.get("PYTHONPATH", "")])
+    # only the backend's root: it holds `backend` and `sheap_blender.core` (the repository in development,
+    # `backend_src/` in the zip). Never this package's parent: in Blender that is the folder of every
+    # installed extension, which would shadow the backend's own packages. Nothing inherited either.
+    env["PYTHONPATH"] = str(backend_root())
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONHOME", None)  # Blender sets it for its own Python; the backend has another
     return env

@@ -43,6 +43,12 @@ class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
         description="Make its camera the scene camera; render size, fps and frame range from the clip",
         default=True,
     )
+    render_over_footage: BoolProperty(
+        name="Render over Footage",
+        description="A new rig renders as it looks: the footage composited behind the render, lights, a neutral "
+                    "head material (with Set Up Scene)",
+        default=True,
+    )
     gaussians: BoolProperty(
         name="Gaussian Preview",
         description="When the result has Gaussians, build their point cloud on the rig (replacing its earlier one)",
@@ -59,7 +65,7 @@ class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
         try:
             imported = import_result(context, self.filepath, bpy.path.abspath(flame), target=self.target,
                                      frame_start=self.frame_start, set_scene=self.set_scene,
-                                     gaussians=self.gaussians)
+                                     gaussians=self.gaussians, render_over_footage=self.render_over_footage)
         except InputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -28,7 +28,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import animation, gaussian_preview, rig, scene_camera, timeline
+from . import animation, gaussian_preview, render_setup, rig, scene_camera, timeline
 from .core.camera import blender_camera, non_square_boxes, valid_boxes
 from .core.errors import InputError
 from .core.face_choice import cut_rows, followed_face
@@ -36,9 +36,9 @@ from .core.flame_model import JOINT_NAMES, FlameModel, load_flame
 from .core.gaussians import binding_from_tensors, pose_gaussians
 from .core.result_format import Result, read_result
 from .core.rig_math import (
-    EYELID_KEY_NAMES,
     RigAnimation,
     corrective_key_names,
+    eyelid_key_names,
     key_scales,
     rig_animation,
     slider_range,
@@ -238,7 +238,7 @@ def _head_channels(anim: RigAnimation, heads: np.ndarray) -> list[animation.Chan
 
 
 def _shape_channels(names: list[str], values: np.ndarray, scales: np.ndarray) -> list[animation.Channel]:
-    eyelids = set(EYELID_KEY_NAMES)
+    eyelids = {name for name in names if name.startswith("eyelid_")}
     correctives = set(corrective_key_names())
     channels = []
     for k, name in enumerate(names):
@@ -265,6 +265,7 @@ def import_result(
     frame_start: int = 1,
     set_scene: bool = True,
     gaussians: bool = True,
+    render_over_footage: bool = True,
 ) -> ImportedRig:
     """Build (or re-animate) the FLAME rig for a result file in the context's scene.
 
@@ -275,8 +276,12 @@ def import_result(
     Gaussians (replacing the rig's earlier one; it also ticks the scene's "Gaussian preview"
     checkbox, which shows every preview); off: the result's Gaussians are not read and the rig's
     preview, if any, is left as it is. Timeline markers "no face" and "cut" (the result's `cuts`) are
-    re-made. Raises InputError (one line, the scene unchanged) for unusable input, malformed `cuts`
-    included. `context` None means bpy.context.
+    re-made. render_over_footage (with set_scene): a new rig renders as it looks: the footage
+    composited behind the render, key/fill/rim lights, a world when the scene has none
+    (render_setup.py); a re-animated rig's scene keeps its choice (when on, it follows the new
+    footage). A new head always gets the neutral material "SHeaP head". Raises InputError (one
+    line, the scene unchanged) for unusable input, malformed `cuts` included. `context` None means
+    bpy.context.
     """
     started = time.perf_counter()
     context = context or bpy.context
@@ -318,7 +323,7 @@ def import_result(
     anim = rig_animation(model, result)
     warnings += anim.warnings
     camera_settings = blender_camera(result.params["crop_box"], result.width, result.height, result.fov_deg)
-    key_names, key_values = anim.shape_key_values(with_eyelids=model.eyelid_dirs is not None)
+    key_names, key_values = anim.shape_key_values(eyelid_key_names(model))
     scales = key_scales(key_values)
     lows, highs = slider_range(key_values / scales)
     if np.any(scales > 1):
@@ -366,6 +371,10 @@ def import_result(
             heads = rig.set_rest_joints(arm, anim.rest_joints, view_layer)
             rig.add_vertex_groups(head, model.weights)
             rig.add_armature_modifier(head, arm)
+            head.data.materials.append(render_setup.head_material(tx.add))
+            if render_over_footage and set_scene:
+                render_setup.build_lights(stem, root, collection, tx.add)
+                render_setup.ensure_world(scene, tx.add)
             reused = False
         else:
             collection = root.users_collection[0] if root.users_collection else scene.collection
@@ -420,6 +429,12 @@ def import_result(
             timeline.set_timing(scene, result.fps, frame_start, result.n_frames)
             scene_camera.set_render_size(scene, result.width, result.height)
             scene.camera = camera
+            was_on = render_setup.is_enabled(scene)
+            if was_on or (render_over_footage and not reused):
+                # first in the list, so a rollback runs it last: after the camera's background is back
+                tx.undo_steps.insert(0, lambda: render_setup.enable(scene) if was_on else render_setup.disable(scene))
+                if not render_setup.enable(scene):
+                    warnings.append("no footage to render over: the render shows the head alone")
 
         root["sheap_result"] = os.fspath(result_path)
         root["sheap_flame"] = os.fspath(Path(flame_path).resolve())

@@ -18,6 +18,23 @@ def _show_gaussians(settings: SHEAP_SceneSettings, context) -> None:
     show_previews(settings.id_data, settings.gaussians)
 
 
+def _render_over_footage(settings: SHEAP_SceneSettings) -> bool:
+    from .render_setup import is_enabled
+
+    return is_enabled(settings.id_data)
+
+
+def _set_render_over_footage(settings: SHEAP_SceneSettings, value: bool) -> None:
+    """On: the scene camera's footage is composited behind the render; off: our nodes go and the
+    render settings they needed are put back (the user's own compositing is left alone)."""
+    from .render_setup import disable, enable
+
+    if value:
+        enable(settings.id_data)
+    else:
+        disable(settings.id_data)
+
+
 def _group_strength(what: str) -> bpy.props.FloatProperty:
     return bpy.props.FloatProperty(name=what.capitalize(), default=0.5, min=0.0, max=1.0,
                                    description=f"Smoothing of the {what}: 0 off, 1 strongest (no lag)")
@@ -60,6 +77,10 @@ class SHEAP_SceneSettings(bpy.types.PropertyGroup):
         name="Point", size=2, default=(0.5, 0.5), min=0.0, max=1.0, subtype="XYZ",
         description="The face to follow, on the first frame of the range: fractions 0..1 of the frame's width "
                     "(X) and height (Y) measured from its TOP-LEFT corner")
+    render_over_footage: bpy.props.BoolProperty(
+        name="Render over footage", get=_render_over_footage, set=_set_render_over_footage,
+        description="Renders show the head over the footage (the scene camera's background, composited behind the "
+                    "render; film transparent, Standard view transform). Off: the compositing is left to you")
     cancel_requested: bpy.props.BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
 
     def face(self) -> tuple[float, float] | None:
@@ -151,6 +172,7 @@ class _SheapPanel:
         count = row.row(align=True)
         count.active = settings.gaussians
         count.prop(settings, "gaussian_count", text="")
+        layout.prop(settings, "render_over_footage")
 
         prefs = preferences.get_preferences(context)
         if prefs is not None:

@@ -73,7 +73,9 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
 
     bl_idname = "sheap.reconstruct_head"
     bl_label = "Reconstruct Head"
-    bl_options = {"REGISTER", "UNDO"}
+    # No UNDO flag: with it, Adjust Last Operation would re-run the whole reconstruction for a
+    # changed property. The import pushes its own undo step instead (see _finish).
+    bl_options = {"REGISTER"}
 
     footage: bpy.props.StringProperty(name="Footage", subtype="FILE_PATH",
                                       description="Video, image folder, printf pattern or image; "
@@ -84,6 +86,9 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
                                              description="Empty: the preferences'")
     device: bpy.props.EnumProperty(name="Device", items=[("PREFS", "Preferences", ""), ("auto", "Auto", ""),
                                                          ("cuda", "CUDA", ""), ("cpu", "CPU", "")], default="PREFS")
+    precision: bpy.props.EnumProperty(name="Precision", items=[("PREFS", "Preferences", ""), ("auto", "Auto", ""),
+                                                               ("fp32", "Float32", ""), ("bf16", "BFloat16", ""),
+                                                               ("fp16", "Float16", "")], default="PREFS")
     frame_start: bpy.props.IntProperty(name="First frame", default=-1, min=-1,
                                        description="First footage frame (0-based); -1: the panel's")
     frame_end: bpy.props.IntProperty(name="End frame", default=-1, min=-1,
@@ -139,6 +144,7 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
             footage=footage, output=str(result_path_for(footage)), flame=flame, weights=weights,
             backend_python=python,
             device=self.device if self.device != "PREFS" else (prefs.device if prefs else "auto"),
+            precision=self.precision if self.precision != "PREFS" else (prefs.precision if prefs else "auto"),
             start=start, end=end, batch_size=self.batch_size or (prefs.batch_size if prefs else 16), smooth=smooth,
             smooth_groups=groups,
             gaussians=gaussians, gaussian_count=self.gaussian_count or settings.gaussian_count, face=face,
@@ -163,6 +169,8 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
         except InputError as exc:
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}
+        if not bpy.app.background:  # Ctrl+Z takes the import back (there is no undo stack in background mode)
+            bpy.ops.ed.undo_push(message="Reconstruct Head")
         note = " (demo weights: not a real reconstruction)" if run.demo else ""
         self.report({"WARNING" if run.demo else "INFO"},
                     f"SHeaP: {run.total} frames reconstructed into {made.collection.name}{note}")

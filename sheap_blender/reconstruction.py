@@ -61,6 +61,7 @@ class Request:
     weights: str
     backend_python: str
     device: str = "auto"
+    precision: str = "auto"  # the network's: auto, fp32, bf16 or fp16 (the backend's "precision")
     start: int = 0
     end: int | None = None
     batch_size: int = 16
@@ -72,8 +73,12 @@ class Request:
 
     def fields(self) -> dict:
         """What travels to the backend (plain data only)."""
-        return {"footage": self.footage, "output": self.output, "flame": self.flame, "weights": self.weights,
-                "device": self.device, "start": self.start, "end": self.end, "batch_size": self.batch_size,
+        # absolute here: the backend runs from another folder (a relative --out failed every clip of a batch)
+        footage, output, flame, weights = (os.path.abspath(os.path.expanduser(path)) for path in (
+            self.footage, self.output, self.flame, self.weights))
+        return {"footage": footage, "output": output, "flame": flame, "weights": weights,
+                "device": self.device, "precision": self.precision, "start": self.start, "end": self.end,
+                "batch_size": self.batch_size,
                 "smooth": self.smooth, "smooth_groups": self.smooth_groups, "gaussians": bool(self.gaussians),
                 "gaussian_count": int(self.gaussian_count), "face": face_request(self.face)}
 

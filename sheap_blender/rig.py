@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 
 from .core.flame_model import JOINT_NAMES, PARENTS, FlameModel
-from .core.rig_math import EYELID_KEY_NAMES, corrective_key_names, expression_key_names
+from .core.rig_math import corrective_key_names, expression_key_names, eyelid_key_names
 
 ROLE = "sheap_role"  # custom property naming each object's part in the rig
 BONE_LENGTHS = {"root": 0.06, "neck": 0.05, "jaw": 0.04, "eye_l": 0.015, "eye_r": 0.015}
@@ -32,7 +32,7 @@ def key_directions(model: FlameModel) -> dict[str, np.ndarray]:
     """Name -> (V, 3) direction of every animated shape key, in the importer's channel order."""
     directions = {name: model.shapedirs[:, :, 300 + i] for i, name in enumerate(expression_key_names())}
     if model.eyelid_dirs is not None:
-        directions.update({name: model.eyelid_dirs[:, :, i] for i, name in enumerate(EYELID_KEY_NAMES)})
+        directions.update({name: model.eyelid_dirs[:, :, i] for i, name in enumerate(eyelid_key_names(model))})
     directions.update({name: model.posedirs[:, :, i] for i, name in enumerate(corrective_key_names())})
     return directions
 

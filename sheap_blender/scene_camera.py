@@ -18,10 +18,11 @@ import bpy
 import numpy as np
 
 from .core.camera import SENSOR_WIDTH_MM
+from .core.footage_path import resolve_footage
+from .core.image_sequence import folder_images, is_image, is_pattern, natural_key, pattern_images
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".mts", ".m2ts", ".wmv",
                     ".flv", ".ogv", ".dv", ".mxf"}
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr", ".webp", ".tga", ".hdr", ".dpx"}
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\.[^.]+)$")
 
 
@@ -35,18 +36,9 @@ class FootagePlan:
     warning: str = ""
 
 
-def _resolve(footage: str, result_path: Path) -> Path | None:
-    candidate = Path(footage)
-    options = [candidate] if candidate.is_absolute() else [result_path.parent / candidate, Path.cwd() / candidate]
-    for option in options:
-        if option.exists() or (option.parent.is_dir() and "%" in option.name):
-            return option
-    return None
-
-
 def _sequence(files: list[Path], frame_index: np.ndarray, source: str) -> FootagePlan:
     """Blender plays a sequence by file number: it must be consecutively numbered."""
-    files = sorted(files)
+    files = sorted(files, key=natural_key)
     if not files:
         return FootagePlan(None, warning=f"footage {source} holds no images: no background")
     first = int(frame_index[0])
@@ -75,18 +67,17 @@ def plan_footage(footage: str, result_path: str | os.PathLike, frame_index: np.n
     working folder) and decide how to show it; a missing footage is a warning, not an error."""
     if not footage:
         return FootagePlan(None, warning="the result names no footage: no background")
-    path = _resolve(footage, Path(result_path))
+    path = resolve_footage(footage, result_path)
     if path is None:
         return FootagePlan(None, warning=f"footage {footage} not found: the camera has no background")
     if path.is_dir():
-        files = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+        files = folder_images(path)
         return _sequence(files, frame_index, os.fspath(path))
-    if "%" in path.name:
-        regex = re.compile("^" + re.sub(r"%0?(\d*)d", r"\\d+", re.escape(path.name).replace(r"\%", "%")) + "$")
-        files = [p for p in path.parent.iterdir() if regex.match(p.name)]
+    if is_pattern(path):
+        files = [file for _, file in pattern_images(path)]
         return _sequence(files, frame_index, os.fspath(path))
     suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
+    if is_image(path):
         return FootagePlan("image", os.fspath(path))
     if suffix not in VIDEO_EXTENSIONS:
         return FootagePlan("movie", os.fspath(path), int(frame_index[0]),

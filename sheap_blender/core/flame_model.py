@@ -25,6 +25,7 @@ N_POSE_FEATURES = 36
 N_EYELIDS = 2
 JOINT_NAMES = ("root", "neck", "jaw", "eye_l", "eye_r")
 PARENTS = np.array([-1, 0, 1, 1, 1], dtype=np.int64)
+MAX_ABS_VALUE = 1e3  # metres or metres per unit coefficient: FLAME's own values stay far below 10
 
 
 @dataclass
@@ -84,6 +85,12 @@ def _check(path: Path, model: FlameModel) -> FlameModel:
     for name, (array, shape) in expected.items():
         if array.shape != shape:
             raise InputError(path, f"not a FLAME 2020 model: {name} has shape {array.shape}, expected {shape}")
+        if name == "f":
+            continue  # indices, checked below
+        if not np.isfinite(array).all():
+            raise InputError(path, f"not a usable FLAME model: {name} holds NaN or infinite values")
+        if np.abs(array).max(initial=0) > MAX_ABS_VALUE:
+            raise InputError(path, f"not a usable FLAME model: {name} holds values beyond {MAX_ABS_VALUE:g}")
     if not np.array_equal(model.parents, PARENTS):
         raise InputError(path, f"not a FLAME 2020 model: joint parents {model.parents.tolist()}")
     if model.faces.min() < 0 or model.faces.max() >= v:

@@ -27,6 +27,9 @@ PER_FRAME = {
     "eyelids": 2,
     "cam_trans": 3,
 }
+# every name the result itself uses: a model output of the same name is carried as `model_<name>`
+RESERVED_NAMES = frozenset({*PER_FRAME, "frame_index", "valid", "confidence", "outlier", "segment"})
+RESERVED_PREFIX = "gaussian_"  # the Gaussians' tensors (docs/result-format.md)
 # temporal smoothing groups (reconstruct --smooth-group, the JSON protocol, the panel) -> the tensors they cover
 SMOOTHING_GROUPS = {
     "expression": ("expr",),
@@ -36,6 +39,9 @@ SMOOTHING_GROUPS = {
     "eyes": ("eye_l_pose", "eye_r_pose"),
     "translation": ("cam_trans",),
 }
+MAX_FRAME = 2**31 - 1  # frame numbers beyond this are not footage frames
+MAX_SIDE = 65_535  # pixels
+MAX_FPS = 1_000.0
 METADATA_KEYS = (
     "format", "footage", "width", "height", "fps", "frame_count", "model_file", "model_sha256",
     "flame_sha256", "fov_deg", "backend_version", "demo",
@@ -100,23 +106,34 @@ def read_result(path: str | os.PathLike) -> Result:
     missing += [k for k in METADATA_KEYS if k not in metadata]
     if missing:
         raise InputError(path, f"result file lacks {', '.join(missing)}")
-    frame_index = tensors.pop("frame_index").astype(np.int64)
-    n = frame_index.shape[0]
-    if frame_index.ndim != 1 or n == 0:
+    frame_index = tensors.pop("frame_index")
+    n = frame_index.shape[0] if frame_index.ndim == 1 else 0
+    if n == 0:
         raise InputError(path, "result file has no frames")
+    if frame_index.dtype.kind not in "iu":
+        raise InputError(path, f"frame_index must hold whole frame numbers, not {frame_index.dtype}")
+    frame_index = frame_index.astype(np.int64)
+    if frame_index.min() < 0 or frame_index.max() > MAX_FRAME:
+        raise InputError(path, f"frame_index holds frame numbers outside 0..{MAX_FRAME}")
+    if n > 1 and not np.all(np.diff(frame_index) > 0):
+        raise InputError(path, "frame_index is not strictly increasing (frames unsorted or repeated)")
     try:
         frame_count = int(metadata["frame_count"])
         width, height, fps = int(metadata["width"]), int(metadata["height"]), float(metadata["fps"])
-        float(metadata["fov_deg"])
+        fov = float(metadata["fov_deg"])
     except ValueError:
         raise InputError(path, "result file has malformed metadata (frame_count/width/height/fps/fov_deg)") from None
     if frame_count != n:
         raise InputError(path, f"result file says {frame_count} frames but its tensors hold {n}")
-    if width <= 0 or height <= 0 or not fps > 0:
-        raise InputError(path, f"result file has an invalid footage size {width}x{height} or fps {fps}")
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE and 0 < fps <= MAX_FPS and 0 < fov < 180):
+        raise InputError(path, f"result file has an impossible footage size {width}x{height}, fps {fps:g} or "
+                               f"field of view {fov:g}")
     valid = tensors.pop("valid")
     if valid.shape != (n,):
         raise InputError(path, f"valid has shape {valid.shape}, expected ({n},)")
+    for name, array in tensors.items():  # every other tensor: finite numbers, as the known ones below
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise InputError(path, f"{name} holds NaN or infinite values")
     params = {}
     for name, width_ in PER_FRAME.items():
         array = tensors.pop(name)

@@ -42,7 +42,23 @@ def expression_key_names(n: int = N_EXPR) -> list[str]:
     return [f"exp{i:03d}" for i in range(n)]
 
 
-EYELID_KEY_NAMES = ("eyelid_l", "eyelid_r")
+EYELID_LEFT, EYELID_RIGHT = "eyelid_l", "eyelid_r"  # the subject's left (FLAME +X) and right
+
+
+def eyelid_key_names(model: FlameModel) -> tuple[str, ...]:
+    """The eyelid shape keys' names, channel by channel, by the side of the face each channel moves.
+
+    Decided from the geometry, not from the channel's index: SHeaP's released eyelids.pt is reported
+    to hold the subject's RIGHT eyelid in channel 0. A channel whose moved vertices (weighted by how
+    far they move) lie at +X moves the subject's left eyelid. Empty without eyelid blendshapes;
+    channel numbers when the two channels do not lie on two sides.
+    """
+    if model.eyelid_dirs is None:
+        return ()
+    weights = np.linalg.norm(model.eyelid_dirs, axis=1)  # (V, channels)
+    sides = (weights * model.v_template[:, :1]).sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-12)
+    names = tuple(EYELID_LEFT if side > 0 else EYELID_RIGHT for side in sides)
+    return names if len(set(names)) == len(names) else tuple(f"eyelid_{i}" for i in range(len(names)))
 
 
 def clip_identity(shape: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, float]:
@@ -137,10 +153,10 @@ class RigAnimation:
         Blender stores heads in float32, the importer passes them as stored)."""
         return bone_locations(self.rotations, self.joints, np.asarray(heads, dtype=np.float64))
 
-    def shape_key_values(self, with_eyelids: bool) -> tuple[list[str], np.ndarray]:
-        """Names and (F, K) values of every animated shape key."""
-        names = expression_key_names() + (list(EYELID_KEY_NAMES) if with_eyelids else []) + corrective_key_names()
-        columns = [self.expression] + ([self.eyelids] if with_eyelids else []) + [self.correctives]
+    def shape_key_values(self, eyelid_names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+        """Names and (F, K) values of every animated shape key (`eyelid_names`: see eyelid_key_names)."""
+        names = expression_key_names() + list(eyelid_names) + corrective_key_names()
+        columns = [self.expression] + ([self.eyelids] if eyelid_names else []) + [self.correctives]
         return names, np.concatenate(columns, axis=1)
 
 

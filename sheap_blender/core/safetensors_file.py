@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,8 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     if not isinstance(header, dict):
         raise InputError(path, "not a safetensors file (header is not a mapping)")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise InputError(path, "not a safetensors file (its metadata is not a mapping of strings)")
     data = memoryview(blob)[8 + header_len :]
     tensors = {}
     for name, info in header.items():
@@ -53,9 +56,11 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
             dtype = np.dtype(_DTYPES[info["dtype"]])
             shape = tuple(int(n) for n in info["shape"])
             start, end = (int(n) for n in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise InputError(path, f"tensor {name!r} has a malformed header entry") from None
-        if not 0 <= start <= end <= len(data) or end - start != dtype.itemsize * int(np.prod(shape)):
+        # sizes in Python integers: a huge shape must not wrap around to a small byte count
+        if any(n < 0 for n in shape) or not 0 <= start <= end <= len(data) or end - start != dtype.itemsize * prod(
+                shape):
             raise InputError(path, f"tensor {name!r} lies outside the file (truncated?)")
         tensors[name] = np.frombuffer(data[start:end], dtype=dtype).reshape(shape).copy()
     return tensors, {str(k): str(v) for k, v in metadata.items()}
@@ -80,6 +85,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InputError(path, "not a safetensors file (header is not JSON)") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InputError(path, "not a safetensors file (its metadata is not a mapping of strings)")
     return {str(k): str(v) for k, v in (metadata or {}).items()}
 
 

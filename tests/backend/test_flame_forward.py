@@ -1,4 +1,4 @@
-"""The torch FLAME forward model against a plain NumPy/SciPy implementation written from FACTS.md."""
+"""The torch FLAME forward model against a plain NumPy/SciPy implementation written from FLAME's definition."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from backend.flame import Flame, rodrigues
 
 
 def reference_flame(model, shape, expr, poses, eyelids, cam_trans) -> tuple[np.ndarray, np.ndarray]:
-    """FACTS.md's forward model, one frame at a time, one joint at a time, float64."""
+    """FLAME's forward model, one frame at a time, one joint at a time, float64."""
     all_vertices, all_joints = [], []
     for i in range(len(shape)):
         betas = np.concatenate([shape[i], expr[i]])

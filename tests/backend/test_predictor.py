@@ -39,6 +39,8 @@ def test_unknown_outputs_are_carried_along(tmp_path):
         def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
             out = self.inner(x)
             out["vertex_colours"] = torch.ones(x.shape[0], 7)
+            out["shape"] = torch.full((x.shape[0], 5), 7.0)  # collides with the renamed shape_from_facenet
+            out["segment"] = torch.full((x.shape[0], 1), 3.0)  # and with a name the result itself uses
             return out
 
     path = tmp_path / "extra.pt"
@@ -47,7 +49,8 @@ def test_unknown_outputs_are_carried_along(tmp_path):
     assert not predictor.is_demo  # only the stand-in says it is one
     out = predictor.predict(np.zeros((2, 3, 224, 224), np.float32))
     assert out["vertex_colours"].shape == (2, 7)
-    assert out["shape"].shape == (2, 300)  # shape_from_facenet is stored as `shape`
+    assert out["shape"].shape == (2, 300)  # shape_from_facenet is stored as `shape`, whatever else comes
+    assert np.all(out["model_shape"] == 7.0) and np.all(out["model_segment"] == 3.0)  # carried, never colliding
 
 
 def test_missing_output_is_refused(tmp_path):

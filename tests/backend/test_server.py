@@ -142,3 +142,71 @@ def test_cancel_while_the_gaussians_are_made_writes_nothing(client, demo, tmp_pa
     event, _ = client.until("cancelled", "done")
     assert event["event"] == "cancelled" and event["id"] == 4
     assert list(tmp_path.iterdir()) == []
+
+
+def send_raw(client: Client, line: str) -> None:
+    client.process.stdin.write(line + "\n")
+    client.process.stdin.flush()
+
+
+def bad_lines(demo: Path, out: Path) -> list[str]:
+    """Lines that are not requests, or requests with a field of the wrong type or out of range."""
+    good = request(demo, out, end=3)
+
+    def with_(**changes) -> str:
+        return json.dumps({**good, **changes})
+
+    return [
+        "[1,2,3]", '"ping"', "null", "42", "true", "{", "not json at all", "[" * 200_000, '"' + "x" * 2_000_000 + '"',
+        '{"cmd": "frobnicate"}', '{"cmd": 5}', '{"cmd": "ping", "id": [1]}', '{"cmd": "reconstruct"}',
+        with_(start=1e400).replace("Infinity", "1e400"), with_(start=-1), with_(start=2.5), with_(end=0),
+        with_(start=5, end=5), with_(batch_size=1e12), with_(batch_size="lots"), with_(batch_size=0),
+        with_(footage=5), with_(footage=""), with_(output=None), with_(device="tpu"), with_(per_frame_shape=1),
+        with_(smooth=float("nan")), with_(smooth=2), with_(smooth="0.5"), with_(smooth_groups=[1]),
+        with_(smooth_groups={"mouth": 0.5}), with_(smooth_groups={"jaw": "x"}), with_(gaussians="yes"),
+        with_(gaussians=True, gaussian_count=0), with_(gaussians=True, gaussian_count=1e300), with_(face=[2, 0]),
+        with_(face="0.3,0.4"), with_(face=[0.1]), with_(face=[True, 0.5]),
+    ]
+
+
+def test_every_bad_line_gets_one_answer_and_the_server_keeps_working(client, demo, tmp_path):
+    """A corpus of bad lines, each followed by a ping; a valid request runs after every few."""
+    assert client.next_event()["event"] == "ready"
+    out = tmp_path / "fuzz.safetensors"
+    for number, line in enumerate(bad_lines(demo, out)):
+        send_raw(client, line)
+        answer = client.next_event()
+        assert answer["event"] == "error", (line[:80], answer)
+        assert "\n" not in answer["message"] and len(answer["message"]) < 400, answer
+        client.send(cmd="ping")
+        assert client.next_event() == {"event": "pong", "busy": False}, line[:80]  # exactly one answer each
+        if number % 10 == 9:
+            client.send(**request(demo, out, id=number, end=3))
+            done, _ = client.until("done")
+            assert done["id"] == number and read_result(done["result"]).n_frames == 3
+            out.unlink()
+    client.send(cmd="cancel")  # nothing running: said so, not silently ignored
+    assert client.next_event()["event"] == "log"
+    assert client.process.poll() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_job_that_dies_still_closes_and_frees_the_server(monkeypatch):
+    """Whatever escapes a job (even an error no check foresaw), its closing event is sent and the next runs."""
+    import io
+
+    from backend import server as server_module
+    from backend.request import ReconstructRequest
+
+    out = io.StringIO()
+    server = server_module.Server(stdout=out)
+
+    def explode(job_id, request):
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(server, "_job", explode)
+    server.busy = True
+    server.run_job(7, ReconstructRequest(Path("a"), Path("b"), Path("c"), Path("d")))
+    event = json.loads(out.getvalue().splitlines()[-1])
+    assert event["event"] == "error" and event["id"] == 7 and "OverflowError" in event["message"]
+    assert server.busy is False

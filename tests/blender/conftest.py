@@ -1,6 +1,6 @@
 """Extension tests under the real `bpy` module (Blender 4.5 and 4.2 LTS / Python 3.11, Blender 5.x / Python 3.13).
 
-A process that imported bpy can hang in interpreter shutdown (FACTS.md): once pytest has printed
+A process that imported bpy can hang in interpreter shutdown: once pytest has printed
 its summary and unconfigured, this conftest flushes and ends the process with os._exit(status).
 """
 
@@ -19,9 +19,9 @@ if ROOT not in sys.path:
 
 try:
     import bpy
-except ImportError:  # not a Blender environment (.venv-bpy45/-bpy5/-bpy42): nothing here to run
-    bpy = None
-    collect_ignore_glob = ["test_*.py"]
+except ImportError as exc:  # a failure, never a silent empty run
+    raise ImportError(f"tests/blender run under Blender's bpy module: use .venv-bpy45, .venv-bpy5 or .venv-bpy42's "
+                      f"python (`make test` sets them up) ({exc})") from None
 
 _session = None
 
@@ -46,7 +46,7 @@ def pytest_unconfigure(config):
 def registered():
     import sheap_blender
 
-    if bpy is not None and not hasattr(bpy.types.Scene, "sheap"):  # registered once per process
+    if not hasattr(bpy.types.Scene, "sheap"):  # registered once per process
         sheap_blender.register()
     yield
 
@@ -61,11 +61,23 @@ def empty_scene():
 BACKEND_PYTHON = Path(ROOT) / ".venv" / "bin" / "python"
 
 
+def require_backend() -> Path:
+    """The backend's Python; a missing one fails the test with the step that makes it (never a skip)."""
+    if not BACKEND_PYTHON.is_file():
+        pytest.fail(f"{BACKEND_PYTHON} is missing: the backend environment is made by `make test` "
+                    "(python3 scripts/setup_env.py test)", pytrace=False)
+    return BACKEND_PYTHON
+
+
+@pytest.fixture()
+def backend_environment() -> Path:
+    return require_backend()
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> Path:
     """The demo stand-ins and the astronaut clip, made once by the backend's `make-demo` (needs .venv)."""
-    if not BACKEND_PYTHON.is_file():
-        pytest.skip("the backend environment (.venv) is not set up")
+    require_backend()
     directory = tmp_path_factory.mktemp("demo")
     completed = subprocess.run([str(BACKEND_PYTHON), "-m", "backend", "make-demo", str(directory)], cwd=ROOT,
                                capture_output=True, text=True)

@@ -1,6 +1,6 @@
 """Synthetic FLAME models and result files, a plain NumPy FLAME forward model, evaluation helpers.
 
-The reference forward model here is written from FACTS.md on its own: it shares no code with the
+The reference forward model here is written from FLAME's definition on its own: it shares no code with the
 rig (sheap_blender.core.rig_math), so agreement between the two is evidence, not tautology.
 """
 
@@ -54,7 +54,9 @@ def synthetic_flame(seed: int = 0, eyelids: bool = True, sha: str = "synthetic-f
         weights=weights,
         faces=faces,
         parents=PARENTS.copy(),
-        eyelid_dirs=rng.normal(size=(v, 3, 2)) * 1e-3 if eyelids else None,
+        # as in SHeaP's release: channel 0 moves the subject's right eyelid (-X), channel 1 the left
+        eyelid_dirs=(rng.normal(size=(v, 3, 2)) * 1e-3 * np.stack([template[:, 0] < 0, template[:, 0] > 0], axis=1)[
+            :, None, :]) if eyelids else None,
         source_sha256=sha,
     )
 
@@ -116,7 +118,7 @@ def rodrigues(r: np.ndarray) -> np.ndarray:
 
 
 def flame_forward(model: FlameModel, result: Result, frame: int) -> np.ndarray:
-    """FACTS.md's five steps for one result row, float64."""
+    """FLAME's five steps (docs/result-format.md, Geometry) for one result row, float64."""
     p = {k: v[frame].astype(np.float64) for k, v in result.params.items()}
     coeffs = np.concatenate([p["shape"], p["expr"]])
     shaped = model.v_template + np.einsum("vck,k->vc", model.shapedirs, coeffs)

@@ -1,6 +1,6 @@
 """The rig against the backend's own FLAME (`python -m backend flame`, torch, in .venv): same vertices.
 
-Runs the real backend subprocess; skipped where .venv is not set up. The demo stand-in FLAME
+Runs the real backend subprocess. The demo stand-in FLAME
 (`make-demo`, a FLAME-format pickle) also checks the allow-listed pickle path and demo naming.
 """
 
@@ -22,7 +22,7 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 N = 16
 ROWS = (0, 3, 8, 15)
 
-pytestmark = pytest.mark.skipif(not PYTHON.is_file(), reason="the backend environment (.venv) is not set up")
+pytestmark = pytest.mark.usefixtures("backend_environment")  # a missing .venv fails, never skips
 
 
 def backend(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -32,8 +32,6 @@ def backend(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 def backend_vertices(result: Path, flame: Path, out: Path) -> np.ndarray:
     done = backend("flame", str(result), "--flame", str(flame), "-o", str(out))
-    if done.returncode != 0 and "No module named" in done.stderr:
-        pytest.skip(f"backend flame evaluation not available yet: {done.stderr.strip().splitlines()[-1]}")
     assert done.returncode == 0, done.stderr
     return np.load(out)
 

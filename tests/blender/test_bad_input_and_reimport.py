@@ -62,7 +62,27 @@ def _bad_files(tmp_path, flame):
     tensors["v_template"] = tensors["v_template"][:5000]
     wrong_flame = tmp_path / "wrong_flame.safetensors"
     write_safetensors(wrong_flame, tensors, {"format": "sheap-flame-1"})
+    impossible = {}
+    for label, change, message in [
+        ("fps inf", lambda r: r.metadata.update(fps="inf"), "impossible footage"),
+        ("width absurd", lambda r: r.metadata.update(width="99999999"), "impossible footage"),
+        ("frame index -2^62", lambda r: setattr(r, "frame_index", r.frame_index - 2**62), "outside 0.."),
+        ("negative frame index", lambda r: setattr(r, "frame_index", r.frame_index - 3), "outside 0.."),
+        ("duplicated frames", lambda r: setattr(r, "frame_index", np.repeat(np.arange(N // 2), 2)), "increasing"),
+        ("NaN in an extra tensor", lambda r: r.extra.update(confidence=np.full(N, np.nan, np.float32)), "NaN"),
+    ]:
+        result = synthetic_result(N)
+        change(result)
+        impossible[label] = (write(tmp_path / f"{label}.sheap.safetensors", result), flame, message)
+    listed = tmp_path / "list_metadata.sheap.safetensors"
+    header = b'{"__metadata__":["a"],"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    listed.write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
+    nan_flame = synthetic_flame()
+    nan_flame.v_template[10, 1] = np.nan
     return {
+        **impossible,
+        "metadata that is a list": (listed, flame, "metadata is not a mapping"),
+        "FLAME with NaN": (good, write_flame(tmp_path / "nan_flame.safetensors", nan_flame), "NaN"),
         "truncated result": (truncated, flame, "truncated"),
         "foreign file": (foreign, flame, "not a safetensors file"),
         "another safetensors": (other, flame, "not a SHeaP result file"),

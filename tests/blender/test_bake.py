@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import bpy
+import numpy as np
 import pytest
 
 from sheap_blender.animation import fcurves_of
@@ -14,7 +15,7 @@ from sheap_blender.animation import fcurves_of
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 
-pytestmark = pytest.mark.skipif(not BACKEND_PYTHON.is_file(), reason="the backend environment (.venv) is not set up")
+pytestmark = pytest.mark.usefixtures("backend_environment")  # a missing .venv fails, never skips
 
 
 def bake(*args: str | Path) -> subprocess.CompletedProcess:
@@ -88,3 +89,56 @@ def test_clips_with_the_same_name_get_their_own_files():
         sys.path.remove(str(REPO / "scripts"))
     assert unique_names(["a/face.mp4", "b/face.mp4", "c/take/", "d/take/%04d.png", "e/other.mov"]) == [
         "face", "face-2", "take", "take-2", "other"]
+
+
+def test_relative_paths_from_the_users_folder(demo, tmp_path):
+    """`--out outb` and a relative clip, run from the user's folder: resolved there, not in the backend's."""
+    frames = short_clip(demo / "astronaut.mp4", tmp_path / "stills", 6)
+    completed = subprocess.run([sys.executable, str(REPO / "scripts" / "bake.py"), "--", frames.name, "--out", "outb",
+                                "--flame", str(demo / "flame.safetensors"), "--weights",
+                                str(demo / "demo_sheap_model.pt"), "--backend-python", str(BACKEND_PYTHON),
+                                "--device", "cpu"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (tmp_path / "outb" / "stills.blend").is_file()
+
+
+def test_previews_and_the_baked_blend_renders_over_the_footage(demo, tmp_path):
+    """--preview writes one review video per clip; the saved .blend renders (F12) the head over the footage."""
+    from sheap_blender import render_setup
+
+    frames = short_clip(demo / "astronaut.mp4", tmp_path / "take", 6)
+    out = tmp_path / "out"
+    completed = bake(frames, "--out", out, "--preview", "--flame", demo / "flame.safetensors", "--weights",
+                     demo / "demo_sheap_model.pt", "--backend-python", BACKEND_PYTHON, "--device", "cpu")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["take.blend", "take.preview.mp4", "take.sheap.safetensors"]
+    video = bpy.data.movieclips.load(str(out / "take.preview.mp4"))
+    assert video.frame_duration == 6 and tuple(video.size) == (640, 480)
+
+    bpy.ops.wm.open_mainfile(filepath=str(out / "take.blend"))
+    scene = bpy.context.scene
+    assert render_setup.is_enabled(scene)
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 4
+    scene.render.resolution_percentage = 10  # 64 x 48: the footage is scaled to the render size
+    scene.render.dither_intensity = 0.0
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.filepath = str(tmp_path / "f12.png")
+    scene.frame_set(scene.frame_start + 3)
+    bpy.ops.render.render(write_still=True)
+
+    def pixels(path: Path, size: tuple[int, int]) -> np.ndarray:
+        image = bpy.data.images.load(str(path))
+        values = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(values)
+        return values.reshape(size[1], size[0], 4)[::-1, :, :3] * 255.0
+
+    rendered = pixels(tmp_path / "f12.png", (64, 48))
+    footage = pixels(frames / "0003.png", (640, 480)).reshape(48, 10, 64, 10, 3).mean(axis=(1, 3))
+    difference = np.abs(rendered - footage).mean(axis=-1)
+    assert rendered.mean() > 40, "not a black render"
+    # most of the frame is the footage frame itself; the head (about a tenth of it) is not
+    assert np.median(difference) < 12, np.median(difference)
+    assert 0.03 < np.mean(difference > 30) < 0.3, np.mean(difference > 30)

@@ -3,7 +3,7 @@
 Results carry a synthetic binding (`sample_binding`, then varied offsets, rotations, scales,
 opacities and colours) on a synthetic FLAME. The reference centres are `pose_gaussians` on FLAME's
 vertices from this folder's independent NumPy FLAME and from the backend's torch FLAME
-(`python -m backend flame`, skipped where .venv is not set up).
+(`python -m backend flame`).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def test_points_follow_the_head_exactly(empty_scene, files, legacy, monkeypatch)
     assert worst_radius < 1e-4
 
 
-@pytest.mark.skipif(not PYTHON.is_file(), reason="the backend environment (.venv) is not set up")
+@pytest.mark.usefixtures("backend_environment")
 def test_points_equal_the_backends_posed_centres(empty_scene, files):
     out = files["folder"] / "verts.npy"
     done = subprocess.run([str(PYTHON), "-m", "backend", "flame", str(files["gaussians"]), "--flame",
@@ -223,10 +223,14 @@ def test_reimport_replaces_the_preview(empty_scene, files):
 
 
 def test_result_without_gaussians_makes_none(empty_scene, files):
-    before = (len(bpy.data.node_groups), len(bpy.data.materials))
+    from sheap_blender import render_setup
+
+    before = ({g.name for g in bpy.data.node_groups}, {m.name for m in bpy.data.materials})
     imported = import_result(None, files["plain"], files["flame"])
     assert imported.gaussians is None and previews_in_scene() == []
-    assert (len(bpy.data.node_groups), len(bpy.data.materials)) == before
+    # only the head's material and (Blender 5) the render-over-footage compositor: nothing for Gaussians
+    assert {g.name for g in bpy.data.node_groups} - before[0] <= {render_setup.GROUP_NAME}
+    assert {m.name for m in bpy.data.materials} - before[1] == {render_setup.HEAD_MATERIAL}
     assert "Gaussians" not in imported.summary()
 
 

@@ -88,6 +88,11 @@ def test_scene_setup_markers_and_names(empty_scene, flame, tmp_path):
     names = [k.name for k in keys]
     assert names[:3] == ["Basis", "identity", "exp000"] and "exp099" in names
     assert {"eyelid_l", "eyelid_r", "pose_neck_00", "pose_eye_r_22"} <= set(names)
+    # each eyelid key is named by the side it moves (channel 0 is the subject's right: -X in FLAME and Blender)
+    basis = np.array([v.co for v in keys["Basis"].data])
+    for name, side in (("eyelid_r", -1), ("eyelid_l", 1)):
+        moved = np.linalg.norm(np.array([v.co for v in keys[name].data]) - basis, axis=1) > 1e-9
+        assert moved.any() and np.all(np.sign(basis[moved, 0]) == side), name
     assert len(names) == 2 + 100 + 2 + 36
     assert keys["identity"].value == 1.0
     bones = imported.armature.data.bones
@@ -167,8 +172,7 @@ def _write_video(path: Path, n: int, width: int, height: int) -> bool:
 
 def test_movie_background(empty_scene, flame, tmp_path):
     video = tmp_path / "clip.avi"
-    if not _write_video(video, 10, 64, 48):
-        pytest.skip("no OpenCV in .venv to write a test video")
+    assert _write_video(video, 10, 64, 48), "the backend environment (.venv, OpenCV) could not write a test video"
     result = synthetic_result(6, width=64, height=48, footage=str(video), fps="25")
     result.frame_index = np.arange(6) + 2
     path = write(tmp_path / "movie.sheap.safetensors", result)

@@ -25,9 +25,23 @@ def test_readiness_names_each_missing_thing_and_the_next_step(tmp_path):
     assert preferences.readiness(*ready) == []
 
 
-@pytest.mark.skipif(not (REPO / ".venv" / "bin" / "python").is_file(), reason="the backend environment is not set up")
+@pytest.mark.usefixtures("backend_environment")
 def test_set_up_backend_runs_the_readme_set_up(capfd):
     """In a checkout the button's set-up is the README's `.venv`: already built here, so it only checks it."""
     assert preferences.default_backend_python() == REPO / ".venv" / "bin" / "python"
+    bpy.context.preferences.system.use_online_access = True  # the user's leave to download
     assert bpy.ops.sheap.setup_backend() == {"FINISHED"}
     assert "SHeaP: setup: .venv ready" in capfd.readouterr().out
+
+
+def test_set_up_backend_downloads_nothing_without_online_access(capfd):
+    bpy.context.preferences.system.use_online_access = False
+    try:
+        with pytest.raises(RuntimeError) as refused:
+            bpy.ops.sheap.setup_backend()
+    finally:
+        bpy.context.preferences.system.use_online_access = True
+    message = str(refused.value)
+    assert "online access is off" in message and "Preferences > System > Network" in message
+    assert "setup_env.py backend" in message and "\n" not in message.strip()
+    assert "setup:" not in capfd.readouterr().out  # the set-up never started

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 DATABLOCKS = ("objects", "meshes", "armatures", "actions", "cameras", "images", "movieclips", "collections")
 
-pytestmark = pytest.mark.skipif(not BACKEND_PYTHON.is_file(), reason="the backend environment (.venv) is not set up")
+pytestmark = pytest.mark.usefixtures("backend_environment")  # a missing .venv fails, never skips
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -236,3 +236,103 @@ def test_the_face_to_follow_reaches_the_backend(demo, empty_scene):
     assert run_operator(demo, frame_start=0, frame_end=6) == {"FINISHED"}
     root = next(o for o in empty_scene.objects if "sheap_result" in o)
     assert json.loads(read_metadata(root["sheap_result"])["followed_face"])["rule"] == "largest"
+
+
+class _WindowManager:
+    """What the modal handler calls on the window manager (bpy as a module has no window)."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def progress_update(self, value):
+        self.calls.append("progress")
+
+    def event_timer_remove(self, timer):
+        self.calls.append("timer removed")
+
+    def progress_end(self):
+        self.calls.append("progress end")
+
+
+class _Context:
+    """Blender's context, with the window's parts (absent under bpy as a module) stood in for."""
+
+    def __init__(self, **window_parts):
+        self.__dict__.update(window_parts)
+
+    def __getattr__(self, name):
+        return getattr(bpy.context, name)
+
+
+def _modal_harness(demo: Path, output: Path):
+    """The operator's own modal handler, driven with TIMER / ESC events as Blender's event loop would."""
+    from types import SimpleNamespace
+
+    from sheap_blender.reconstruct_operator import SHEAP_OT_reconstruct_head as Operator
+
+    reports: list[tuple[str, str]] = []
+    operator = SimpleNamespace(onto_selected=False, _timer=object(),
+                               report=lambda level, message: reports.append((next(iter(level)), message)))
+    operator._finish = lambda context, run: Operator._finish(operator, context, run)
+    operator._run = Reconstruction(Request(footage=str(demo / "astronaut.mp4"), output=str(output),
+                                           flame=str(demo / "flame.safetensors"),
+                                           weights=str(demo / "demo_sheap_model.pt"),
+                                           backend_python=str(BACKEND_PYTHON), device="cpu", batch_size=1))
+    status: list[str | None] = []
+    context = _Context(window_manager=_WindowManager(), screen=SimpleNamespace(areas=[]),
+                       workspace=SimpleNamespace(status_text_set=status.append))
+
+    def send(kind: str) -> set[str]:
+        return Operator.modal(operator, context, SimpleNamespace(type=kind))
+
+    return operator, context, send, reports, status
+
+
+def _until_first_frames(operator, send) -> None:
+    deadline = time.monotonic() + 120
+    while operator._run.frame == 0 and time.monotonic() < deadline:
+        assert send("TIMER") == {"RUNNING_MODAL"}
+        time.sleep(0.02)
+    assert operator._run.state == "running" and 0 < operator._run.frame < operator._run.total
+
+
+@pytest.mark.parametrize("how", ["Esc", "the Cancel button"])
+def test_modal_run_cancelled_by_the_user_stops_within_a_second(demo, empty_scene, tmp_path, how):
+    before = counts()
+    operator, context, send, reports, status = _modal_harness(demo, tmp_path / "m.sheap.safetensors")
+    assert send("MOUSEMOVE") == {"PASS_THROUGH"}  # the UI stays usable during the run
+    _until_first_frames(operator, send)
+    assert status and status[-1].startswith("SHeaP: frame")  # progress in the status bar
+    started = time.perf_counter()
+    if how == "Esc":
+        outcome = send("ESC")
+    else:
+        bpy.ops.sheap.cancel()
+        outcome = send("TIMER")
+    while outcome == {"RUNNING_MODAL"} and time.perf_counter() - started < 5:
+        outcome = send("TIMER")
+    assert outcome == {"CANCELLED"} and time.perf_counter() - started < 1.0
+    assert operator._run.state == "cancelled" and backend_pids() == []
+    assert reports == [("WARNING", "SHeaP: cancelled; the scene is unchanged")]
+    assert context.window_manager.calls[-2:] == ["timer removed", "progress end"] and status[-1] is None
+    assert counts() == before and list(tmp_path.iterdir()) == []
+    assert not context.scene.sheap.cancel_requested
+
+
+def test_modal_run_to_the_end_imports_the_rig(demo, empty_scene, tmp_path):
+    operator, context, send, reports, status = _modal_harness(demo, tmp_path / "m.sheap.safetensors")
+    deadline = time.monotonic() + 300
+    outcome = send("TIMER")
+    while outcome == {"RUNNING_MODAL"} and time.monotonic() < deadline:
+        time.sleep(0.05)
+        outcome = send("TIMER")
+    assert outcome == {"FINISHED"}, reports
+    assert any(o.type == "ARMATURE" for o in bpy.data.objects) and bpy.context.scene.camera is not None
+    assert reports and "frames reconstructed" in reports[-1][1]
+
+
+def test_no_redo_panel_reruns_the_reconstruction():
+    """Adjust Last Operation would re-run the whole clip: the operator registers no redo (undo is pushed itself)."""
+    from sheap_blender.reconstruct_operator import SHEAP_OT_reconstruct_head as Operator
+
+    assert "UNDO" not in Operator.bl_options

@@ -86,3 +86,56 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(TypeError):
         write_safetensors(path, {"bad": np.array(["text"])})
     assert list(tmp_path.iterdir()) == []
+
+
+def _write_raw(path, header: dict, data: bytes = b"") -> None:
+    import json
+    import struct
+
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda r: r.metadata.update(fps="inf"), "impossible footage"),
+    (lambda r: r.metadata.update(fps="1e9"), "impossible footage"),
+    (lambda r: r.metadata.update(width="99999999"), "impossible footage"),
+    (lambda r: r.metadata.update(fov_deg="nan"), "impossible footage"),
+    (lambda r: setattr(r, "frame_index", np.array([0, 1, 2, 2, 3, 4])), "not strictly increasing"),
+    (lambda r: setattr(r, "frame_index", np.array([5, 4, 3, 2, 1, 0])), "not strictly increasing"),
+    (lambda r: setattr(r, "frame_index", np.array([-(2**62), 1, 2, 3, 4, 5])), "outside 0.."),
+    (lambda r: setattr(r, "frame_index", np.array([-2, -1, 0, 1, 2, 3])), "outside 0.."),
+    (lambda r: r.extra.update(confidence=np.array([np.nan] * 6, np.float32)), "confidence holds NaN"),
+])
+def test_impossible_results_are_refused_in_one_line(tmp_path, change, problem):
+    result = make_result()
+    change(result)
+    path = tmp_path / "r.safetensors"
+    write_result(path, result)
+    with pytest.raises(InputError, match=problem) as info:
+        read_result(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_float_frame_index_is_refused(tmp_path):
+    result = make_result()
+    path = tmp_path / "r.safetensors"
+    write_result(path, result)
+    tensors, metadata = read_safetensors(path)
+    tensors["frame_index"] = np.array([0, 1, np.nan, 3, 4, 5])
+    write_safetensors(path, tensors, metadata)
+    with pytest.raises(InputError, match="whole frame numbers"):
+        read_result(path)
+
+
+def test_metadata_that_is_a_list_and_a_shape_that_overflows(tmp_path):
+    path = tmp_path / "list.safetensors"
+    _write_raw(path, {"__metadata__": ["a", "b"], "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+               b"\0" * 4)
+    with pytest.raises(InputError, match="metadata is not a mapping"):
+        read_result(path)
+    path = tmp_path / "huge.safetensors"
+    # 2**32 * 2**32 elements: a 64-bit product wraps to 0 and would pass for an empty tensor
+    _write_raw(path, {"x": {"dtype": "F32", "shape": [2**32, 2**32], "data_offsets": [0, 0]}})
+    with pytest.raises(InputError, match="outside the file"):
+        read_safetensors(path)
