@@ -163,3 +163,16 @@ def test_a_bad_face_point_is_one_line(demo, tmp_path, bad):
                         "--weights", demo / "demo_sheap_model.pt", "--face", bad)
     assert completed.returncode == 2 and not out.exists()
     assert len(completed.stderr.strip().splitlines()) == 1 and "face point" in completed.stderr
+
+
+def test_while_the_followed_person_is_away_the_other_is_never_taken(demo, tmp_path, close_up_box):
+    """Two people; the followed one (the larger) leaves for 20 frames while the other stays in view."""
+    followed, other = FaceInShot(0.3, 0.45, 140), FaceInShot(0.7, 0.45, 110, mirror=True)
+    clip = write_scene_clip(tmp_path / "away_two.mp4", (1920, 1080),
+                            [Shot(15, [followed, other]), Shot(20, [other]), Shot(15, [followed, other])])
+    result, _ = run(demo, clip, tmp_path)
+    assert result.valid.tolist() == [True] * 15 + [False] * 20 + [True] * 15
+    motion = [frame[0] for frame in motion_of(clip) if len(frame) == 2]  # the followed face's frames
+    centre_error, size_error = crop_errors(result.params["crop_box"][result.valid],
+                                           expected_boxes([[m] for m in motion], 0, close_up_box))
+    assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE
