@@ -7,9 +7,11 @@ expression, SHeaP's eyelids), joints regressed from the shaped mesh, pose correc
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from sheap_blender.core.flame_model import N_EXPR, N_SHAPE, FlameModel
+from sheap_blender.core.flame_params import FlameParams
 
 
 def rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:
@@ -58,6 +60,16 @@ class Flame(torch.nn.Module):
     @property
     def has_eyelids(self) -> bool:
         return self.eyelid_dirs is not None
+
+    def vertices(self, params: FlameParams) -> torch.Tensor:
+        """Posed vertices (N, V, 3) of N frames' parameters (NumPy, on the host), on this model's device."""
+        device = self.v_template.device
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+
+        return self(tensor(params.shape), tensor(params.expr), tensor(params.poses()), tensor(params.eyelids),
+                    tensor(params.cam_trans))
 
     def forward(self, shape: torch.Tensor, expr: torch.Tensor, poses: torch.Tensor,
                 eyelids: torch.Tensor | None = None, cam_trans: torch.Tensor | None = None) -> torch.Tensor:

@@ -19,18 +19,11 @@ def vertex_chunks(model: FlameModel, result: Result, device: str = "cpu",
     """(rows, (n, V, 3) float32 posed vertices of those rows), `chunk` rows at a time, in order."""
     torch_device = resolve_device(device)
     flame = Flame(model).to(torch_device)
-    poses = result.poses()
-    p = result.params
+    params = result.flame_params()
     with torch.inference_mode():
         for begin in range(0, result.n_frames, chunk):
             rows = slice(begin, min(begin + chunk, result.n_frames))
-
-            def tensor(array: np.ndarray, rows: slice = rows) -> torch.Tensor:
-                return torch.from_numpy(np.ascontiguousarray(array[rows])).to(torch_device)
-
-            verts = flame(tensor(p["shape"]), tensor(p["expr"]), tensor(poses), tensor(p["eyelids"]),
-                          tensor(p["cam_trans"]))
-            yield rows, verts.cpu().numpy()
+            yield rows, flame.vertices(params.rows(rows)).cpu().numpy()
 
 
 def evaluate_result(model: FlameModel, result: Result, out: np.ndarray, device: str = "cpu", chunk: int = 256) -> None:

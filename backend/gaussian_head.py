@@ -17,6 +17,7 @@ import torch
 
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame_model import FlameModel
+from sheap_blender.core.flame_params import FlameParams
 from sheap_blender.core.gaussians import GaussianBinding, sample_binding
 from sheap_blender.core.result_format import Result
 
@@ -45,11 +46,8 @@ def preview_path(result_path: Path) -> Path:
 
 def neutral_mesh(model: FlameModel, result: Result) -> np.ndarray:
     """(V, 3) the clip's identity with no expression, pose, eyelids or translation."""
-    flame = Flame(model)
-    n = 1
     with torch.inference_mode():
-        verts = flame(torch.from_numpy(result.params["shape"][:1].copy()), torch.zeros(n, 100),
-                      torch.zeros(n, len(model.parents), 3))
+        verts = Flame(model).vertices(FlameParams.zeros(1, shape=result.flame_params().shape[0]))
     return verts[0].numpy().astype(np.float64)
 
 

@@ -94,15 +94,8 @@ def evaluate_rows(model: FlameModel, result: Result, rows: np.ndarray, device: t
                   ) -> np.ndarray:
     """(len(rows), V, 3) float32 posed FLAME vertices of those result rows."""
     flame = Flame(model).to(device)
-    p = result.params
-
-    def tensor(array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array[rows])).to(device)
-
     with torch.inference_mode():
-        verts = flame(tensor(p["shape"]), tensor(p["expr"]), tensor(result.poses()), tensor(p["eyelids"]),
-                      tensor(p["cam_trans"]))
-    return verts.cpu().numpy()
+        return flame.vertices(result.flame_params().rows(rows)).cpu().numpy()
 
 
 def load_views(model: FlameModel, result: Result, footage: Footage, rows: np.ndarray,

@@ -20,7 +20,7 @@ import torch
 
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame_model import FlameModel
-from sheap_blender.core.result_format import POSE_KEYS
+from sheap_blender.core.flame_params import FlameParams
 
 from .crop import crop_image
 from .demo_clip import FACE_CENTRE_IN_PORTRAIT
@@ -67,13 +67,10 @@ def check_crops() -> np.ndarray:
     return np.stack([crop_image(portrait, box) for box in boxes])
 
 
-def vertices_mm(flame: Flame, params: dict[str, np.ndarray]) -> torch.Tensor:
+def vertices_mm(flame: Flame, predicted: dict[str, np.ndarray]) -> torch.Tensor:
     """Posed FLAME vertices (N, V, 3) in millimetres for the network's per-image outputs."""
-    poses = np.stack([params[key] for key in POSE_KEYS], axis=1)
-    args = [torch.from_numpy(np.ascontiguousarray(a)) for a in (params["shape"], params["expr"], poses,
-                                                                params["eyelids"], params["cam_trans"])]
     with torch.inference_mode():
-        return flame(*args) * 1000.0
+        return flame.vertices(FlameParams.from_mapping(predicted)) * 1000.0
 
 
 def vertex_deviation_mm(reference: torch.Tensor, reduced: torch.Tensor) -> tuple[float, float]:

@@ -14,18 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .flame_params import WIDTHS as FLAME_WIDTHS
+from .flame_params import FlameParams
 from .safetensors_file import read_safetensors, write_safetensors
 
 FORMAT_VERSION = "sheap-result-1"
-POSE_KEYS = ("torso_pose", "neck_pose", "jaw_pose", "eye_l_pose", "eye_r_pose")  # FLAME joints 0..4
-# name -> width of one frame's row
+# name -> width of one frame's row: the crop box, then the FLAME parameters (core/flame_params.py)
 PER_FRAME = {
     "crop_box": 4,  # x0, y0, x1, y1 in footage pixels
-    "shape": 300,
-    "expr": 100,
-    **{key: 3 for key in POSE_KEYS},
-    "eyelids": 2,
-    "cam_trans": 3,
+    **FLAME_WIDTHS,
 }
 # every name the result itself uses: a model output of the same name is carried as `model_<name>`
 RESERVED_NAMES = frozenset({*PER_FRAME, "frame_index", "valid", "confidence", "outlier", "segment"})
@@ -80,9 +77,13 @@ class Result:
     def is_demo(self) -> bool:
         return self.metadata.get("demo") == "true"
 
+    def flame_params(self) -> FlameParams:
+        """Every frame's FLAME parameters, typed."""
+        return FlameParams.from_mapping(self.params)
+
     def poses(self) -> np.ndarray:
         """(F, 5, 3) axis-angle rotations of FLAME joints 0..4."""
-        return np.stack([self.params[key] for key in POSE_KEYS], axis=1)
+        return self.flame_params().poses()
 
 
 def write_result(path: str | os.PathLike, result: Result) -> None:

@@ -162,21 +162,21 @@ class RigAnimation:
 
 def rig_animation(model: FlameModel, result: Result) -> RigAnimation:
     """Compute the rig's rest joints and every animated channel for all frames of `result`."""
-    p = {name: np.asarray(value, dtype=np.float64) for name, value in result.params.items() if name != "shape"}
+    p = result.flame_params()
     warnings = []
-    identity, spread = clip_identity(result.params["shape"], result.valid)
+    identity, spread = clip_identity(p.shape, result.valid)
     if spread > 1e-6:
         warnings.append(f"identity differs between frames (up to {spread:.3g}); the rig uses their mean")
     regression = JointRegression.of(model)
     rest = regression.joints(identity)
     n = result.n_frames
-    coefficients = [np.broadcast_to(identity, (n, N_SHAPE)), p["expr"]]
+    coefficients = [np.broadcast_to(identity, (n, N_SHAPE)), p.expr.astype(np.float64)]
     if model.eyelid_dirs is not None:
-        coefficients.append(p["eyelids"])
-    elif np.any(p["eyelids"] != 0):
+        coefficients.append(p.eyelids.astype(np.float64))
+    elif np.any(p.eyelids != 0):
         warnings.append("the FLAME model has no eyelid blendshapes: the result's eyelid weights are ignored")
     joints = regression.joints(np.concatenate(coefficients, axis=1))
-    poses = result.poses().astype(np.float64)
+    poses = p.poses().astype(np.float64)
     rotations = axis_angle_to_matrix(poses)
     return RigAnimation(
         identity=identity,
@@ -186,9 +186,9 @@ def rig_animation(model: FlameModel, result: Result) -> RigAnimation:
         rotations=rotations,
         bone_quaternions=make_continuous(axis_angle_to_quaternion(poses), axis=0),
         bone_locations=bone_locations(rotations, joints, rest),
-        translation=p["cam_trans"],
-        expression=p["expr"],
-        eyelids=p["eyelids"],
+        translation=p.cam_trans.astype(np.float64),
+        expression=p.expr.astype(np.float64),
+        eyelids=p.eyelids.astype(np.float64),
         correctives=pose_features(rotations),
         warnings=warnings,
     )
