@@ -76,7 +76,7 @@ class Footage:
 
     def _video_frames(self, start: int, end: int, keep: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Frames start..end-1 (only those in `keep`, when given: the others are grabbed, not converted)."""
-        capture = cv2.VideoCapture(str(self.path))
+        capture = open_capture(self.path)
         try:
             if start > 0:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, start)
@@ -111,8 +111,16 @@ def _open_pattern(pattern: str, fps: float) -> Footage:
     return _sequence(path, images, fps)
 
 
-def _open_video(path: Path) -> Footage:
+def open_capture(path: Path) -> cv2.VideoCapture:
+    """OpenCV's reader for a video, turned upright: phones store portrait video as landscape frames with
+    a rotation flag, which OpenCV ignores unless told (the face would lie on its side)."""
     capture = cv2.VideoCapture(str(path))
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return capture
+
+
+def _open_video(path: Path) -> Footage:
+    capture = open_capture(path)
     try:
         if not capture.isOpened():
             raise InputError(path, "not a video or image OpenCV can read")

@@ -193,3 +193,40 @@ def test_chosen_frames_are_the_frames_the_pipeline_reads(clip):
         assert np.array_equal(image, streamed[index])
     with pytest.raises(InputError, match="cannot be decoded"):
         footage.read_frames([5, footage.frame_count + 3])
+
+
+def _set_mp4_rotation(path: Path, degrees: int) -> None:
+    """Write the display rotation a phone records into the MP4's track header (tkhd) matrix."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    version = data[at + 4]
+    # after 'tkhd': version/flags, times and ids (64-bit times in version 1), reserved, layer, group, volume
+    matrix_at = at + 4 + 4 + (8 + 8 + 4 + 4 + 8 if version == 1 else 4 + 4 + 4 + 4 + 4) + 8 + 8
+    one = 1 << 16
+    matrix = {90: (0, one, 0, -one, 0, 0, 0, 0, 1 << 30), 270: (0, -one, 0, one, 0, 0, 0, 0, 1 << 30)}[degrees]
+    data[matrix_at:matrix_at + 36] = struct.pack(">9i", *matrix)
+    path.write_bytes(bytes(data))
+
+
+def test_phone_video_with_a_rotation_flag_is_read_upright(tmp_path):
+    """Phones store portrait video as landscape frames plus a rotation flag: the face must stand upright."""
+    from skimage import data
+
+    upright = cv2.copyMakeBorder(data.astronaut(), 64, 64, 0, 0, cv2.BORDER_CONSTANT, value=(30, 30, 30))  # 640x512
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    path = tmp_path / "phone.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (stored.shape[1], stored.shape[0]))
+    for _ in range(4):
+        writer.write(cv2.cvtColor(stored, cv2.COLOR_RGB2BGR))
+    writer.release()
+    _set_mp4_rotation(path, 90)
+    footage = open_footage(path)
+    assert (footage.width, footage.height) == (512, 640)  # portrait, as the phone showed it
+    frames = [rgb for _, rgb in footage.frames()]
+    assert frames[0].shape == (640, 512, 3)
+    assert np.abs(frames[0].astype(float) - upright).mean() < 6  # upright, not on its side
+    assert footage.read_frames([2])[2].shape == (640, 512, 3)
+    with FaceTracker() as tracker:
+        assert tracker.track(frames[0])[0].detection is not None
