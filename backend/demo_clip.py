@@ -157,3 +157,24 @@ def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot],
         "fps": fps, "size": list(size), "frames": motions,
     }))
     return path
+
+
+def set_mp4_rotation(path: str | Path, degrees: int) -> None:
+    """Give an MP4 the display rotation a phone records (90 or 270) in its track header's matrix.
+
+    Phones store portrait video as landscape frames plus this flag; OpenCV's writer cannot set it.
+    """
+    import struct
+
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    if at < 0:
+        raise ValueError(f"{path}: no MP4 track header")
+    version = data[at + 4]
+    # after 'tkhd': version/flags, times and ids (64-bit times in version 1), reserved, layer, group, volume
+    matrix_at = at + 4 + 4 + (8 + 8 + 4 + 4 + 8 if version == 1 else 4 + 4 + 4 + 4 + 4) + 8 + 8
+    one = 1 << 16
+    matrix = {90: (0, one, 0, -one, 0, 0, 0, 0, 1 << 30), 270: (0, -one, 0, one, 0, 0, 0, 0, 1 << 30)}[degrees]
+    data[matrix_at:matrix_at + 36] = struct.pack(">9i", *matrix)
+    path.write_bytes(bytes(data))

@@ -400,6 +400,7 @@ def import_result(
         if footage is not None:
             tx.add(footage)
             footage["sheap_footage"] = True
+            warnings += scene_camera.size_warnings(footage, result.width, result.height)
         previous = scene_camera.set_background(camera.data, footage, plan, frame_start, result.n_frames)
         tx.undo_steps.append(lambda: _restore_background(camera.data, previous))
 

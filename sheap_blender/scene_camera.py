@@ -119,6 +119,19 @@ def load_background(plan: FootagePlan) -> bpy.types.ID | None:
     return image
 
 
+def size_warnings(footage: bpy.types.ID, width: int, height: int) -> list[str]:
+    """What to tell the user when Blender reads the footage at another size than the backend did."""
+    shown = tuple(int(v) for v in footage.size)
+    if shown == (0, 0) or shown == (width, height):
+        return []
+    if shown == (height, width):  # a phone's rotation flag, which Blender before 4.5 ignores
+        return [f"this Blender shows the footage on its side ({shown[0]}x{shown[1]}; the video's rotation "
+                f"flag makes it {width}x{height}): the background does not line up; Blender 4.5 and newer "
+                "read the flag, or convert the clip to upright frames"]
+    return [f"Blender reads the footage at {shown[0]}x{shown[1]}, the result was made at {width}x{height}: "
+            "the background does not line up"]
+
+
 def set_background(camera: bpy.types.Camera, footage: bpy.types.ID | None, plan: FootagePlan, frame_start: int,
                    n_frames: int) -> list[bpy.types.ID]:
     """Show `footage` behind the camera from scene frame `frame_start`; returns the images/clips the

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from backend.crop import BoxSmoother, crop_image
-from backend.demo_clip import write_demo_clip, write_faceless_clip
+from backend.demo_clip import set_mp4_rotation, write_demo_clip, write_faceless_clip
 from backend.face_tracker import FaceTracker
 from backend.footage import open_footage
 from backend.pipeline import iterate_crops
@@ -195,21 +195,6 @@ def test_chosen_frames_are_the_frames_the_pipeline_reads(clip):
         footage.read_frames([5, footage.frame_count + 3])
 
 
-def _set_mp4_rotation(path: Path, degrees: int) -> None:
-    """Write the display rotation a phone records into the MP4's track header (tkhd) matrix."""
-    import struct
-
-    data = bytearray(path.read_bytes())
-    at = data.find(b"tkhd")
-    version = data[at + 4]
-    # after 'tkhd': version/flags, times and ids (64-bit times in version 1), reserved, layer, group, volume
-    matrix_at = at + 4 + 4 + (8 + 8 + 4 + 4 + 8 if version == 1 else 4 + 4 + 4 + 4 + 4) + 8 + 8
-    one = 1 << 16
-    matrix = {90: (0, one, 0, -one, 0, 0, 0, 0, 1 << 30), 270: (0, -one, 0, one, 0, 0, 0, 0, 1 << 30)}[degrees]
-    data[matrix_at:matrix_at + 36] = struct.pack(">9i", *matrix)
-    path.write_bytes(bytes(data))
-
-
 def test_phone_video_with_a_rotation_flag_is_read_upright(tmp_path):
     """Phones store portrait video as landscape frames plus a rotation flag: the face must stand upright."""
     from skimage import data
@@ -221,7 +206,7 @@ def test_phone_video_with_a_rotation_flag_is_read_upright(tmp_path):
     for _ in range(4):
         writer.write(cv2.cvtColor(stored, cv2.COLOR_RGB2BGR))
     writer.release()
-    _set_mp4_rotation(path, 90)
+    set_mp4_rotation(path, 90)
     footage = open_footage(path)
     assert (footage.width, footage.height) == (512, 640)  # portrait, as the phone showed it
     frames = [rgb for _, rgb in footage.frames()]

@@ -9,6 +9,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
+from conftest import require_backend
 from helpers import (
     evaluated_flame_vertices,
     flame_forward,
@@ -204,3 +205,21 @@ def test_crop_box_checks(empty_scene, flame, tmp_path):
     with pytest.raises(InputError, match="crop_box of row 2 has no area"):
         import_result(None, write(tmp_path / "flat.sheap.safetensors", result), flame)
     assert len(bpy.data.objects) == objects
+
+
+def test_a_phone_clip_on_its_side_is_said(empty_scene, flame, tmp_path):
+    """A portrait phone clip stored landscape with a rotation flag: Blender 4.5+ reads it upright, as the
+    backend does; older Blender shows it on its side, and the import says so (never a silent mismatch)."""
+    video = tmp_path / "phone.mp4"
+    script = ("import sys, numpy as np, cv2\nfrom backend.demo_clip import set_mp4_rotation\n"
+              "w = cv2.VideoWriter(sys.argv[1], cv2.VideoWriter_fourcc(*'mp4v'), 25, (64, 48))\n"
+              "[w.write(np.full((48, 64, 3), i * 20, np.uint8)) for i in range(6)]\nw.release()\n"
+              "set_mp4_rotation(sys.argv[1], 90)\n")
+    subprocess.run([str(require_backend()), "-c", script, str(video)], cwd=REPO, check=True, timeout=120)
+    result = synthetic_result(6, width=48, height=64, footage=str(video), fps="25")  # upright, as the backend read it
+    imported = import_result(None, write(tmp_path / "phone.sheap.safetensors", result), flame, frame_start=1)
+    on_its_side = [w for w in imported.warnings if "on its side" in w]
+    if bpy.app.version >= (4, 5, 0):
+        assert tuple(imported.camera.data.background_images[0].clip.size) == (48, 64) and not on_its_side
+    else:
+        assert len(on_its_side) == 1 and "48x64" in on_its_side[0]
