@@ -132,7 +132,8 @@ class FaceTracker:
         for i in range(len(self._held) - 1, -1, -1):
             rgb, _ = self._held[i]
             face = self._follow(rgb, later)
-            if face is None or _step(later, face)[0] > MAX_FIRST_STEP or _step(later, face)[1] > MAX_SCALE_STEP:
+            distance, ratio = _step(later, face) if face is not None else (np.inf, np.inf)
+            if distance > MAX_FIRST_STEP or ratio > MAX_SCALE_STEP:
                 return
             self._held[i] = (rgb, TrackedFrame(face, segment, False, False))
             later = face

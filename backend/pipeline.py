@@ -23,6 +23,7 @@ import torch
 from sheap_blender.core.atomic_file import check_output
 from sheap_blender.core.camera import SHEAP_FOV_DEG
 from sheap_blender.core.errors import InputError
+from sheap_blender.core.face_choice import face_point
 from sheap_blender.core.flame_model import FlameModel, load_flame
 from sheap_blender.core.result_format import PER_FRAME, Result
 
@@ -316,11 +317,8 @@ def prepare_job(footage: Path, output: Path, flame: Path, weights: Path, device:
 
 
 def check_face_point(point) -> tuple[float, float]:
-    """(x, y) fractions of the frame from its top-left corner, each in [0, 1]; anything else is refused."""
+    """(x, y) fractions of the frame from its top-left corner (core.face_choice's rule), or an InputError."""
     try:
-        x, y = (float(v) for v in point)
-    except (TypeError, ValueError):
-        raise InputError(None, f"face point must be two numbers X,Y (fractions of the frame), not {point!r}") from None
-    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-        raise InputError(None, f"face point {x:g},{y:g} is outside the frame: X and Y are fractions from 0 to 1")
-    return x, y
+        return face_point(point)
+    except ValueError as exc:
+        raise InputError(None, f"face point {exc}: X and Y are fractions of the frame from 0 to 1") from None

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sheap_blender.core.face_choice import face_point
 from sheap_blender.core.result_format import SMOOTHING_GROUPS
 
 from .gaussian_head import DEFAULT_COUNT, MAX_COUNT
@@ -82,10 +83,13 @@ def _face(request: dict) -> tuple[float, float] | None:
     value = request.get("face")
     if value is None:
         return None
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in value)):
-        raise BadRequest(f"face must be [x, y] with fractions of the frame from 0 to 1, or null, not {value!r}"[:160])
-    return float(value[0]), float(value[1])
+    try:
+        if not isinstance(value, list) or not all(isinstance(v, int | float) for v in value):
+            raise ValueError  # JSON numbers only: "0.3,0.4" or ["0.3", "0.4"] is the client's mistake
+        return face_point(value)
+    except ValueError:
+        message = f"face must be [x, y] with fractions of the frame from 0 to 1, or null, not {value!r}"
+        raise BadRequest(message[:160]) from None
 
 
 def parse_reconstruct(request: dict) -> ReconstructRequest:

@@ -20,21 +20,38 @@ LARGEST = "largest"
 _EXPECTED = f'"{LARGEST}" or X,Y: fractions 0..1 of the frame\'s width and height from its top-left corner'
 
 
+class OutsideFrame(ValueError):
+    """A face point whose X or Y is not a fraction from 0 to 1."""
+
+
+def face_point(values) -> tuple[float, float]:
+    """The one rule for a face point: two real numbers (strings of them too), each a fraction 0..1.
+
+    ValueError when it is not two numbers, OutsideFrame when one is outside 0..1 (NaN included).
+    """
+    try:
+        x, y = values
+        if isinstance(x, bool) or isinstance(y, bool):
+            raise TypeError
+        x, y = float(x), float(y)
+    except (TypeError, ValueError):
+        raise ValueError(f"not two numbers X,Y: {values!r}"[:120]) from None
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # also refuses nan
+        raise OutsideFrame(f"{x:g},{y:g} is outside the frame")
+    return x, y
+
+
 def parse_face(text: str) -> tuple[float, float] | None:
     """ "largest" -> None; "0.3, 0.4" -> (0.3, 0.4). Anything else: ValueError with the one-line reason."""
     cleaned = text.strip()
     if cleaned.lower() == LARGEST:
         return None
-    parts = [part.strip() for part in cleaned.split(",")]
     try:
-        if len(parts) != 2:
-            raise ValueError
-        x, y = float(parts[0]), float(parts[1])
+        return face_point([part.strip() for part in cleaned.split(",")])
+    except OutsideFrame:
+        raise ValueError(f"face {text!r} is outside the frame; expected {_EXPECTED}") from None
     except ValueError:
         raise ValueError(f"face {text!r} not understood; expected {_EXPECTED}") from None
-    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # also refuses nan
-        raise ValueError(f"face {text!r} is outside the frame; expected {_EXPECTED}")
-    return x, y
 
 
 def face_request(point: tuple[float, float] | None) -> list[float] | None:
