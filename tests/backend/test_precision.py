@@ -3,6 +3,7 @@ millimetres, auto's choice and its fall-back to float32, as users run it (the re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -13,7 +14,15 @@ import torch
 from backend_command import backend
 
 from backend.demo_predictor import DemoSheap, ViTB16
-from backend.precision import LIMIT_MAX_MM, LIMIT_MEAN_MM, native_bf16, resolve_precision, within_limits
+from backend.precision import (
+    LIMIT_MAX_MM,
+    LIMIT_MAX_PX,
+    LIMIT_MEAN_MM,
+    LIMIT_MEAN_PX,
+    Deviation,
+    native_bf16,
+    resolve_precision,
+)
 from backend.predictor import REQUIRED_OUTPUTS, Predictor
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.result_format import read_result
@@ -66,6 +75,12 @@ def _run(demo: Path, weights: Path, out: Path, *extra: str):
     return completed, logs
 
 
+def _deviation(metadata: dict[str, str]) -> Deviation:
+    """The self-check's figures as the result records them."""
+    recorded = json.loads(metadata["precision_deviation"])
+    return Deviation(**{name: recorded[name] for name in Deviation.__dataclass_fields__})
+
+
 def _moved(logs: list[str]) -> tuple[str, float, float]:
     found = [MOVED.search(line) for line in logs if MOVED.search(line)]
     assert len(found) == 1, logs
@@ -101,8 +116,8 @@ def test_auto_falls_back_to_float32_when_bf16_moves_the_head_too_far(demo, coars
     result = read_result(auto)
     assert result.metadata["precision"] == "fp32"
     if NATIVE_BF16:
-        name, mean_mm, max_mm = _moved(logs)
-        assert not within_limits(mean_mm, max_mm)
+        assert _moved(logs)[0] == "bfloat16"
+        assert not _deviation(result.metadata).within_limits()
         fallback = [line for line in logs if "auto falls back to float32" in line]
         assert len(fallback) == 1 and "; precision fp32: " in fallback[0], logs
         deviation = json.loads(result.metadata["precision_deviation"])
@@ -117,10 +132,10 @@ def test_explicit_bf16_is_kept_and_reported_even_beyond_the_limits(demo, coarse_
     out = tmp_path / "bf16.safetensors"
     done, logs = _run(demo, coarse_weights, out, "--precision", "bf16")
     assert done.returncode == 0, done.stderr[-2000:]
-    _, mean_mm, max_mm = _moved(logs)
-    assert mean_mm > LIMIT_MEAN_MM or max_mm > LIMIT_MAX_MM
+    _moved(logs)
     assert any("beyond the limits" in line and "kept because bf16 was asked for" in line for line in logs), logs
-    assert read_result(out).metadata["precision"] == "bf16"
+    metadata = read_result(out).metadata
+    assert metadata["precision"] == "bf16" and not _deviation(metadata).within_limits()
 
 
 def test_auto_keeps_bf16_within_the_limits(demo, tmp_path):
@@ -129,8 +144,8 @@ def test_auto_keeps_bf16_within_the_limits(demo, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     metadata = read_result(out).metadata
     if NATIVE_BF16:
-        _, mean_mm, max_mm = _moved(logs)
-        assert within_limits(mean_mm, max_mm), logs  # the small stand-in moves the head by hundredths of a mm
+        _moved(logs)
+        assert _deviation(metadata).within_limits(), logs  # the small stand-in moves the head by hundredths of a mm
         assert metadata["precision"] == "bf16" and not json.loads(metadata["precision_deviation"])["fell_back"]
     else:
         assert metadata["precision"] == "fp32"
@@ -159,10 +174,42 @@ def test_unknown_precision_is_refused(demo, tmp_path):
 
 
 def test_limits():
-    assert within_limits(LIMIT_MEAN_MM, LIMIT_MAX_MM)
-    assert not within_limits(LIMIT_MEAN_MM * 1.01, LIMIT_MAX_MM)
-    assert not within_limits(0.0, LIMIT_MAX_MM * 1.01)
+    inside = Deviation(9.0, 9.0, LIMIT_MEAN_MM, LIMIT_MAX_MM, LIMIT_MEAN_PX, LIMIT_MAX_PX)
+    assert inside.within_limits()  # the raw 3D figure is reported, never limited
+    for field, limit in (("shape_mean_mm", LIMIT_MEAN_MM), ("shape_max_mm", LIMIT_MAX_MM),
+                         ("image_mean_px", LIMIT_MEAN_PX), ("image_max_px", LIMIT_MAX_PX)):
+        assert not dataclasses.replace(inside, **{field: limit * 1.01}).within_limits(), field
     assert LIMIT_MEAN_MM < LIMIT_MAX_MM < 1.0  # well under SHeaP's ~1 mm NoW error
+
+
+def _head(rng: np.random.Generator) -> np.ndarray:
+    """(1, 500, 3) points the size of a head at the origin of SHeaP's camera space, metres."""
+    return rng.normal(scale=(0.07, 0.1, 0.08), size=(1, 500, 3))
+
+
+def test_deviation_separates_shape_from_placement():
+    rng = np.random.default_rng(0)
+    head = _head(rng)
+    # the same head turned 2 degrees and moved 3 mm toward the camera: no change of shape
+    angle = np.radians(2.0)
+    turn = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    moved = Deviation.between(head, head @ turn.T + (0, 0, 0.003))
+    assert moved.shape_max_mm < 1e-6 and moved.mean_mm > 1.0 and moved.image_mean_px > 1.0
+    # moved 1 mm along the line of sight only: 1 mm in 3D, a tiny change of scale in the image
+    along = Deviation.between(head, head + (0, 0, 0.001))
+    assert along.mean_mm == pytest.approx(1.0) and along.shape_max_mm < 1e-6 and along.image_mean_px < 0.15
+    # moved 1 mm sideways: ~0.9 crop px (a crop pixel is ~1.1 mm at the head, 1 m from the camera)
+    sideways = Deviation.between(head, head + (0.001, 0, 0))
+    assert sideways.image_mean_px == pytest.approx(0.896, abs=0.03) and sideways.shape_max_mm < 1e-6
+    # one region of the head reshaped (a jaw 1 mm lower): shape deviation, mostly kept by the alignment
+    reshaped = head.copy()
+    jaw = reshaped[0, :, 1] < -0.1
+    reshaped[0, jaw, 1] -= 0.001
+    changed = Deviation.between(head, reshaped)
+    assert 0.5 < changed.shape_max_mm <= 1.0 + 1e-9 and changed.shape_mean_mm > 0.05
+    # a mirror image is not a rotation: the alignment never flips the head
+    mirrored = Deviation.between(head, head * (-1, 1, 1))
+    assert mirrored.shape_mean_mm > 10
 
 
 def test_release_sized_architecture_scripts_and_meets_the_contract(tmp_path):
