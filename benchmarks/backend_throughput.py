@@ -8,16 +8,18 @@ parameters, random weights, SHeaP's input/output contract) unless --weights name
 The footage is the astronaut clip at 1080p. For each precision, after warming every stage, each
 repeat runs (a) the pipeline's stages one after another in one thread, each timed (decode,
 detect/landmarks, crop, network, write: the figures of each stage alone, and the whole no-overlap
-run) and (b) the real `reconstruct` (the stages overlapped) plus writing the result: end to end.
+run), (b) the real `reconstruct` (the stages overlapped) plus writing the result: end to end, and
+(c) the control: (b) with the overlap lost.
 Median and spread over the repeats; ratios against baselines measured in the same run.
 
 Goals (MISS lines and exit code 1 when one is not met):
   network at the reduced precision >= 3 x float32;  end to end >= 2.5 x float32 (CPU only)
-  end to end >= 0.85 x the slowest stage alone, at each precision
-  end to end / no overlap >= 1 + half of what a perfect overlap could give on this machine's cores: the
-  overlap is real (a pipeline that lost it comes out near 1.0). A perfect overlap runs at the "CPU bound":
-  the slowest stage, or the stages' CPU time (all threads, measured in the no-overlap run) shared over
-  every core, whichever is slower; with few cores the network's own threads already fill them.
+  end to end >= 0.85 x the slowest stage alone, at each precision (printed with what the cores allow: the
+  "CPU bound", the stages' CPU time (all threads, measured in the no-overlap run) shared over every core;
+  with few cores the network's own threads already fill them)
+  the overlap is real: in end to end, the network waits for crops at most half as long as in the control,
+  the same `reconstruct` with its overlap lost (every crop made before the network starts); "network
+  busy" is the share of the run the network computes. A pipeline that lost its overlap scores the control.
 Peak memory (RSS of the real `reconstruct` command, small demo predictor) for a 1-minute and a
 5-minute 720p clip: goal, they differ by less than 10%.
 """
@@ -48,6 +50,7 @@ from backend.demo_flame import write_demo_flame  # noqa: E402
 from backend.demo_predictor import write_demo_predictor, write_full_size_predictor  # noqa: E402
 from backend.face_tracker import FaceTracker  # noqa: E402
 from backend.footage import open_footage  # noqa: E402
+from backend import pipeline  # noqa: E402
 from backend.pipeline import ReconstructJob, reconstruct  # noqa: E402
 from backend.precision import load_predictor, native_bf16, precision_line  # noqa: E402
 from backend.predictor import Predictor  # noqa: E402
@@ -55,6 +58,7 @@ from sheap_blender.core.flame_model import load_flame  # noqa: E402
 from sheap_blender.core.result_format import PER_FRAME, Result, write_result  # noqa: E402
 
 STAGES = ("decode", "detect/landmarks", "crop", "network", "write")
+pipeline.iterate_crops_overlapped = pipeline.iterate_crops  # the real one; the control swaps it out per run
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -126,12 +130,50 @@ def run_without_overlap(footage, predictor: Predictor, n_frames: int, batch_size
     return seconds
 
 
-def run_pipeline(footage, predictor: Predictor, flame, n_frames: int, batch_size: int, out: Path) -> float:
-    """The real thing: `reconstruct` (decode, detect+crop and the network overlapped) and writing the result."""
+class _NetworkClock:
+    """Seconds the predictor's network ran during a `reconstruct` (its `checked_predict` timed in place)."""
+
+    def __init__(self, predictor: Predictor):
+        self.predictor, self.seconds = predictor, 0.0
+
+    def __enter__(self) -> _NetworkClock:
+        original = self.predictor.checked_predict
+
+        def timed(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - began
+
+        self.predictor.checked_predict = timed  # an instance attribute shadows the method
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.predictor.checked_predict
+
+
+def _crops_before_network(*args, **kwargs):
+    """`pipeline.iterate_crops` with its overlap lost: every crop is made before the network sees the first."""
+    return iter(list(pipeline.iterate_crops_overlapped(*args, **kwargs)))
+
+
+def run_pipeline(footage, predictor: Predictor, flame, n_frames: int, batch_size: int, out: Path,
+                 lose_overlap: bool = False) -> tuple[float, float]:
+    """The real thing: `reconstruct` (decode, detect+crop and the network overlapped) and writing the result.
+
+    (wall seconds, seconds the network ran). `lose_overlap`: the control, the same code with the
+    crops all made before the network starts (a pipeline whose overlap broke).
+    """
     job = ReconstructJob(footage, predictor, flame, 0, n_frames, batch_size)
-    began = time.perf_counter()
-    write_result(out, reconstruct(job, stop=threading.Event()))
-    return time.perf_counter() - began
+    pipeline.iterate_crops = _crops_before_network if lose_overlap else pipeline.iterate_crops_overlapped
+    try:
+        with _NetworkClock(predictor) as network:
+            began = time.perf_counter()
+            write_result(out, reconstruct(job, stop=threading.Event()))
+            return time.perf_counter() - began, network.seconds
+    finally:
+        pipeline.iterate_crops = pipeline.iterate_crops_overlapped
 
 
 def spread(values: list[float]) -> str:
@@ -153,7 +195,10 @@ def measure(clip: Path, flame_model, weights: Path, device: torch.device, precis
     figures: dict[str, list[float]] = {}
     for repeat in range(repeats):
         serial = run_without_overlap(footage, predictor, n_frames, batch_size, work / "serial.st")
-        overlapped = run_pipeline(footage, predictor, flame_model, n_frames, batch_size, work / "e2e.st")
+        overlapped, network_busy = run_pipeline(footage, predictor, flame_model, n_frames, batch_size,
+                                                work / "e2e.st")
+        lost, network_busy_lost = run_pipeline(footage, predictor, flame_model, n_frames, batch_size,
+                                               work / "lost.st", lose_overlap=True)
         for stage in STAGES:
             figures.setdefault(stage, []).append(n_frames / serial[stage])
         figures.setdefault("no overlap", []).append(n_frames / serial["total"])
@@ -161,11 +206,17 @@ def measure(clip: Path, flame_model, weights: Path, device: torch.device, precis
         # what the cores allow: the stages' CPU time shared over every core, never above the slowest stage
         figures.setdefault("CPU bound", []).append(min(CORES * n_frames / serial["cpu"], figures[slowest][-1]))
         figures.setdefault("end to end", []).append(n_frames / overlapped)
+        figures.setdefault("control: lost overlap", []).append(n_frames / lost)
         figures.setdefault("e2e / slowest", []).append(figures["end to end"][-1] / figures[slowest][-1])
         figures.setdefault("e2e / no overlap", []).append(figures["end to end"][-1] / figures["no overlap"][-1])
         figures.setdefault("e2e / CPU bound", []).append(figures["end to end"][-1] / figures["CPU bound"][-1])
-        print(f"    repeat {repeat + 1}/{repeats}: end to end {figures['end to end'][-1]:.2f} frames/s, "
-              f"no overlap {figures['no overlap'][-1]:.2f}, {slowest} alone {figures[slowest][-1]:.2f}", flush=True)
+        figures.setdefault("e2e / control", []).append(lost / overlapped)
+        figures.setdefault("network busy", []).append(network_busy / overlapped)
+        figures.setdefault("control: network busy", []).append(network_busy_lost / lost)
+        print(f"    repeat {repeat + 1}/{repeats}: end to end {figures['end to end'][-1]:.2f} frames/s "
+              f"(network busy {figures['network busy'][-1]:.0%}), control {figures['control: lost overlap'][-1]:.2f} "
+              f"(busy {figures['control: network busy'][-1]:.0%}), no overlap {figures['no overlap'][-1]:.2f}, "
+              f"{slowest} alone {figures[slowest][-1]:.2f}", flush=True)
     return figures
 
 
@@ -217,21 +268,22 @@ def report(device: torch.device, results: dict[str, dict[str, list[float]]], red
               for precision, figures in results.items()}
     for precision, figures in results.items():
         print(f"\n  -- {precision}: frames/s, median [min .. max, spread] over {len(figures['end to end'])} repeats")
-        for name in (*STAGES, "no overlap", "CPU bound", "end to end", "e2e / slowest", "e2e / no overlap",
-                     "e2e / CPU bound"):
-            print(f"    {name:18s} {spread(figures[name])}")
+        for name in (*STAGES, "no overlap", "CPU bound", "end to end", "control: lost overlap", "e2e / slowest",
+                     "e2e / no overlap", "e2e / CPU bound", "e2e / control", "network busy", "control: network busy"):
+            print(f"    {name:22s} {spread(figures[name])}")
     print()
     for precision, m in median.items():
         stages = {stage: m[stage] for stage in STAGES}
         slowest = min(stages, key=stages.get)
+        ceiling = m["CPU bound"] / m[slowest]  # below 1 where the other stages need CPU the network's threads fill
         goal(m["e2e / slowest"] >= 0.85, f"{precision}: end to end / slowest stage ({slowest}) = "
-                                          f"{m['e2e / slowest']:.2f} (goal >= 0.85)", misses)
-        # the overlap is real: end to end gains at least half of what a perfect overlap could on these cores
-        possible = m["CPU bound"] / m["no overlap"]
-        needed = 1 + 0.5 * (possible - 1)
-        goal(m["e2e / no overlap"] >= needed, f"{precision}: end to end / no overlap = {m['e2e / no overlap']:.2f} "
-                                              f"(a perfect overlap on {CORES} cores: {possible:.2f}; goal >= "
-                                              f"{needed:.2f})", misses)
+                                          f"{m['e2e / slowest']:.2f} (goal >= 0.85; the CPU bound allows "
+                                          f"{ceiling:.2f} on {CORES} cores)", misses)
+        # the overlap is real: the network waits for crops at most half as long as in the control
+        idle, idle_lost = 1 - m["network busy"], 1 - m["control: network busy"]
+        goal(idle <= 0.5 * idle_lost, f"{precision}: the network waits for crops {idle:.0%} of the run, "
+                                      f"{idle_lost:.0%} in the control with the overlap lost (goal: at most half)",
+             misses)
     if reduced in median and "fp32" in median:
         network = median[reduced]["network"] / median["fp32"]["network"]
         end_to_end = median[reduced]["end to end"] / median["fp32"]["end to end"]
@@ -275,6 +327,9 @@ def main() -> None:
               + ("" if args.weights else ": the release-sized stand-in, demo weights"))
         for device in devices:
             print(f"\n== {device.type}: {args.frames} frames of 1080p, batch {args.batch_size}, {args.repeats} repeats")
+            auto = load_predictor(weights, device, "auto", flame_model)
+            print(f"  what `--precision auto` (the default) does here: {precision_line(auto, 'auto')}", flush=True)
+            del auto
             results = {}
             for precision in ("fp32", args.reduced):
                 print(f"  {precision}:", flush=True)
