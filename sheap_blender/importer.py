@@ -154,6 +154,15 @@ class _Transaction:
         self.created.append(datablock)
         return datablock
 
+    def adopt(self, obj: bpy.types.Object, parent: bpy.types.Object, collection: bpy.types.Collection
+              ) -> bpy.types.Object:
+        """A new object (and its data) taken back on failure, parented and linked into the rig's collection."""
+        self.add(obj.data)
+        self.add(obj)
+        obj.parent = parent
+        collection.objects.link(obj)
+        return obj
+
     def rollback(self) -> None:
         for step in reversed(self.undo_steps):
             with contextlib.suppress(Exception):  # best effort: keep undoing the rest
@@ -353,21 +362,9 @@ def import_result(
             root[ROLE] = "root"
             root["sheap_rig"] = RIG_VERSION
             collection.objects.link(root)
-            arm = rig.build_armature(f"{stem} rig")
-            tx.add(arm.data)
-            tx.add(arm)
-            arm.parent = root
-            collection.objects.link(arm)
-            head = rig.build_mesh(f"{stem} head", model)
-            tx.add(head.data)
-            tx.add(head)
-            head.parent = arm
-            collection.objects.link(head)
-            camera = scene_camera.build_camera(f"{stem} camera")
-            tx.add(camera.data)
-            tx.add(camera)
-            camera.parent = root
-            collection.objects.link(camera)
+            arm = tx.adopt(rig.build_armature(f"{stem} rig"), root, collection)
+            head = tx.adopt(rig.build_mesh(f"{stem} head", model), arm, collection)
+            camera = tx.adopt(scene_camera.build_camera(f"{stem} camera"), root, collection)
             heads = rig.set_rest_joints(arm, anim.rest_joints, view_layer)
             rig.add_vertex_groups(head, model.weights)
             rig.add_armature_modifier(head, arm)
