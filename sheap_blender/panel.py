@@ -124,12 +124,37 @@ class SHEAP_OT_face_from_clip_cursor(bpy.types.Operator):
         return space is not None and space.type == "CLIP_EDITOR"
 
     def execute(self, context):
+        from .reconstruct_operator import footage_of_clip
+
+        settings, space, scene = context.scene.sheap, context.space_data, context.scene
+        clip = space.clip
+        if clip is None:
+            self.report({"ERROR"}, "SHeaP: the Movie Clip editor shows no clip")
+            return {"CANCELLED"}
+        if settings.source == "CLIP":
+            run_clip = settings.chosen_clip(context)
+            other = None if run_clip == clip else (run_clip.name if run_clip is not None else "no clip")
+        else:
+            reads = settings.footage_path(context)
+            same = reads and os.path.normcase(os.path.abspath(reads)) == os.path.normcase(footage_of_clip(clip))
+            other = None if same else (os.path.basename(reads.rstrip("/\\")) or "no footage")
+        if other is not None:
+            self.report({"ERROR"}, f"SHeaP: the editor shows {clip.name}, but the reconstruction reads {other}: "
+                                   f"choose that footage first")
+            return {"CANCELLED"}
+        # the footage frame the editor shows (Blender's movie clip code: scene frame - frame_start + frame_offset)
+        shown = scene.frame_current - clip.frame_start + clip.frame_offset
+        if shown != settings.start:
+            scene.frame_current = settings.start + clip.frame_start - clip.frame_offset
+            self.report({"ERROR"}, f"SHeaP: the face is chosen on the first frame of the range (footage frame "
+                                   f"{settings.start}), the editor showed frame {shown}; it now shows frame "
+                                   f"{settings.start}: put the 2D cursor on the face there and click again")
+            return {"CANCELLED"}
         try:
-            x, y = clip_cursor_to_point(context.space_data.cursor_location)
+            x, y = clip_cursor_to_point(space.cursor_location)
         except ValueError as exc:
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}
-        settings = context.scene.sheap
         settings.face_rule = "POINT"
         settings.face_point = (x, y)
         self.report({"INFO"}, f"SHeaP: following the face nearest ({x:.3f}, {y:.3f}) from the top-left")

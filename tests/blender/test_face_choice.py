@@ -165,6 +165,48 @@ def test_face_from_the_clip_editors_cursor(clip_editor):
     assert not bpy.ops.sheap.face_from_clip_cursor.poll()
 
 
+def test_clip_cursor_is_read_on_the_first_frame_of_the_range_of_the_footage_run(clip_editor, tmp_path):
+    """A cursor placed on another frame, or on another clip than the one reconstructed, would pick the
+    wrong face: refused, and the editor is taken to the frame the face is chosen on."""
+    settings, scene = bpy.context.scene.sheap, bpy.context.scene
+    clip = clip_editor.space.clip
+    clip.frame_start = 10  # the clip starts at scene frame 10: footage frame 0 shows there
+    settings.start = 3
+    scene.frame_current = 10
+    override = dict(window=bpy.context.window, area=clip_editor.area, region=clip_editor.region)
+    clip_editor.space.cursor_location = (0.25, 0.2)
+    with bpy.context.temp_override(**override), pytest.raises(RuntimeError, match=r"first frame of the range "
+                                                                                   r"\(footage frame 3\), the "
+                                                                                   r"editor showed frame 0"):
+        bpy.ops.sheap.face_from_clip_cursor()
+    assert scene.frame_current == 13 and settings.face_rule == "LARGEST"
+    with bpy.context.temp_override(**override):
+        assert bpy.ops.sheap.face_from_clip_cursor() == {"FINISHED"}  # on footage frame 3 now
+    assert settings.face_rule == "POINT" and tuple(settings.face_point) == pytest.approx((0.25, 0.8))
+    clip.frame_offset = 2  # frame_offset shifts which footage frame a scene frame shows
+    with bpy.context.temp_override(**override), pytest.raises(RuntimeError, match="editor showed frame 5"):
+        bpy.ops.sheap.face_from_clip_cursor()
+    assert scene.frame_current == 11
+
+    other = tmp_path / "other.png"
+    write_png(other, np.zeros((480, 640, 3), dtype=np.uint8))
+    settings.clip = bpy.data.movieclips.load(str(other))  # the run reads another clip than the editor shows
+    settings.face_point = (0.5, 0.5)
+    with bpy.context.temp_override(**override), pytest.raises(RuntimeError, match="the editor shows frame.png, but "
+                                                                                   "the reconstruction reads "
+                                                                                   "other.png"):
+        bpy.ops.sheap.face_from_clip_cursor()
+    assert tuple(settings.face_point) == pytest.approx((0.5, 0.5))
+    settings.source = "FILE"  # a file run: the editor must show that file (here, the image folder)
+    settings.file = str(tmp_path / "elsewhere")
+    with bpy.context.temp_override(**override), pytest.raises(RuntimeError, match="reads elsewhere"):
+        bpy.ops.sheap.face_from_clip_cursor()
+    settings.file = str(tmp_path)
+    with bpy.context.temp_override(**override):
+        assert bpy.ops.sheap.face_from_clip_cursor() == {"FINISHED"}
+    assert tuple(settings.face_point) == pytest.approx((0.25, 0.8))
+
+
 def test_clip_cursor_to_point():
     assert clip_cursor_to_point((0.0, 1.0)) == (0.0, 0.0)  # the frame's top-left corner
     assert clip_cursor_to_point((1.0, 0.0)) == (1.0, 1.0)
