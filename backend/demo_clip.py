@@ -1,4 +1,4 @@
-"""Demo footage made on the spot: a real face (scikit-image's public-domain astronaut portrait)
+"""Demo footage made on the spot: real faces (public-domain portraits that installed packages ship)
 moving with a known motion, and a clip with no face at all. No download needed.
 """
 
@@ -86,9 +86,38 @@ ASTRONAUT_FACE_PX = 92.0
 ASTRONAUT_FACE_CENTRE = (225.0, 131.0)
 
 
+@dataclass(frozen=True)
+class Portrait:
+    """A public-domain photograph of a real person and its face: the extent and centre of the face's
+    landmarks (iBUG 68 layout, as `face_landmarks` finds them), portrait pixels."""
+
+    source: str
+    face_px: float
+    face_centre: tuple[float, float]
+
+    def image(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB."""
+        if self.source.startswith("skimage"):
+            from skimage import data
+
+            return data.astronaut()
+        from matplotlib import cbook
+
+        path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+        return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+PORTRAITS = {
+    "astronaut": Portrait("skimage.data.astronaut() (512 x 512, public domain)", ASTRONAUT_FACE_PX,
+                          ASTRONAUT_FACE_CENTRE),
+    # a US Navy photograph, shipped as matplotlib's sample data: an older woman, a studio portrait
+    "hopper": Portrait("matplotlib sample data grace_hopper.jpg (512 x 600, public domain)", 188.2, (261.1, 245.9)),
+}
+
+
 @dataclass
 class FaceInShot:
-    """The astronaut's face in a shot: where (fractions of the frame), how large, how it moves."""
+    """A real face in a shot: where (fractions of the frame), how large, how it moves, whose."""
 
     x: float
     y: float
@@ -96,6 +125,7 @@ class FaceInShot:
     pan: tuple[float, float] = (0.0, 0.0)  # displacement over the shot, fractions of the frame
     zoom: float = 0.0  # size at the shot's end = size x (1 + zoom)
     mirror: bool = False  # flipped left-right: reads as another person placed beside
+    person: str = "astronaut"  # a key of PORTRAITS
 
 
 @dataclass
@@ -106,16 +136,16 @@ class Shot:
 
 
 def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot], fps: float = 30.0) -> Path:
-    """A clip of real-photo shots with the astronaut's face placed small, moving; motion saved beside it.
+    """A clip of real-photo shots with real faces placed small, moving; motion saved beside it.
 
     `path` + `.motion.json` holds, per frame, one 2x3 affine (portrait pixels -> frame pixels) per
-    face of that frame's shot, in the order given (hard cuts between shots).
+    face of that frame's shot, in the order given (hard cuts between shots). The affine carries the
+    face's own portrait: each face's landmarks (`PORTRAITS`) map through it onto the frame.
     """
     from skimage import data
 
     path = Path(path)
     width, height = size
-    portrait = data.astronaut()
     motions: list[list[list[list[float]]]] = []
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
     writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
@@ -126,34 +156,40 @@ def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot],
         t = np.arange(shot.frames) / max(shot.frames - 1, 1)
         placed = []
         for face in shot.faces:
-            scale = face.face_px / ASTRONAUT_FACE_PX * (1 + face.zoom * t)
+            person = PORTRAITS[face.person]
+            portrait = person.image()
+            portrait_width = portrait.shape[1]
+            scale = face.face_px / person.face_px * (1 + face.zoom * t)
             centre_x = (face.x + face.pan[0] * t) * width
             centre_y = (face.y + face.pan[1] * t) * height
             matrices = np.zeros((shot.frames, 2, 3))
             flip = -1.0 if face.mirror else 1.0
-            fx = (512 - FACE_CENTRE_IN_PORTRAIT[0]) if face.mirror else FACE_CENTRE_IN_PORTRAIT[0]
+            fx = (portrait_width - person.face_centre[0]) if face.mirror else person.face_centre[0]
             matrices[:, 0, 0], matrices[:, 1, 1] = flip * scale, scale
-            matrices[:, 0, 2] = centre_x - scale * fx + (512 * scale if face.mirror else 0.0)
-            matrices[:, 1, 2] = centre_y - scale * FACE_CENTRE_IN_PORTRAIT[1]
+            matrices[:, 0, 2] = centre_x - scale * fx + (portrait_width * scale if face.mirror else 0.0)
+            matrices[:, 1, 2] = centre_y - scale * person.face_centre[1]
             # antialiasing: blur the portrait as much as it is shrunk (a camera sees no aliasing)
             shrink = 1 / min(float(scale.min()), 1.0)
             source = cv2.GaussianBlur(portrait, (0, 0), 0.5 * np.sqrt(shrink ** 2 - 1)) if shrink > 1.05 else portrait
-            placed.append((matrices, source))
+            mask = np.full(portrait.shape[:2], 255, np.uint8)
+            placed.append((matrices, source, mask))
         for f in range(shot.frames):
             frame = background.copy()
-            for matrices, source in placed:
+            for matrices, source, mask in placed:
                 to_cv = matrices[f].copy()  # pixel i spans [i, i+1]; OpenCV puts pixel centres at integers
                 to_cv[:, 2] += matrices[f][:, :2] @ np.array([0.5, 0.5]) - 0.5
                 warped = cv2.warpAffine(source, to_cv, size, flags=cv2.INTER_LINEAR)
-                inside = cv2.warpAffine(np.full(portrait.shape[:2], 255, np.uint8), to_cv, size) > 127
+                inside = cv2.warpAffine(mask, to_cv, size) > 127
                 frame[inside] = warped[inside]
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            motions.append([matrices[f].round(6).tolist() for matrices, _ in placed])
+            motions.append([matrices[f].round(6).tolist() for matrices, _, _ in placed])
     writer.release()
     temporary.replace(path)
+    people = sorted({face.person for shot in shots for face in shot.faces})
     Path(f"{path}.motion.json").write_text(json.dumps({
-        "source": "skimage.data.astronaut() (512 x 512, public domain) over scikit-image photographs",
+        "source": "; ".join(PORTRAITS[name].source for name in people) + ", over scikit-image photographs",
         "convention": "frame_xy = M[:, :2] @ portrait_xy + M[:, 2]; pixel i spans [i, i+1]",
+        "people": [[face.person for face in shot.faces] for shot in shots],
         "fps": fps, "size": list(size), "frames": motions,
     }))
     return path

@@ -23,6 +23,7 @@ TILE_PER_FACE = 6.5
 DETECTOR_SIZE = 128  # the short-range detector's input
 MAX_CANDIDATES = 24  # detector hits confirmed per search, best first
 CANDIDATE_REGION = 2.6  # mesh region side / detector box side
+WHOLE_FRAME_FACE = 4.0  # the whole-frame mesh pass keeps faces of at least (frame's long side / this)
 
 
 def tile_levels(width: int, height: int, min_face: float = MIN_FACE_PX) -> list[int]:
@@ -94,9 +95,7 @@ class FaceSearch:
     def find(self, rgb: np.ndarray) -> list[Detection]:
         """Confirmed faces, largest first."""
         boxes, scores = self.candidates(rgb)
-        # a face too large for any tile (an extreme close-up): the mesh on the whole frame
-        height, width = rgb.shape[:2]
-        faces = self.landmarker.in_region(rgb, square_box(np.array([width / 2, height / 2]), max(width, height)))
+        faces = []
         for i in non_max_suppression(boxes, scores)[:MAX_CANDIDATES]:
             centre = (boxes[i, :2] + boxes[i, 2:]) / 2
             side = CANDIDATE_REGION * float(np.max(boxes[i, 2:] - boxes[i, :2]))
@@ -107,6 +106,13 @@ class FaceSearch:
             if found:
                 face = min(found, key=lambda f: np.linalg.norm(f.centre - centre))
                 faces.append(Detection(face.landmarks68, max(face.confidence, float(scores[i]))))
+        # a face too large for any tile (an extreme close-up): the mesh on the whole frame. Last, so that a
+        # face a tile found keeps its landmarks (a region fitted to the face), and only a face that fills
+        # much of the frame counts: smaller ones are too few pixels of the mesh's input for good landmarks.
+        height, width = rgb.shape[:2]
+        side = max(width, height)
+        whole = self.landmarker.in_region(rgb, square_box(np.array([width / 2, height / 2]), side))
+        faces += [self.landmarker.refined(rgb, face) for face in whole if face.size >= side / WHOLE_FRAME_FACE]
         return sorted(distinct_faces(faces), key=lambda f: -f.size)
 
     def near_point(self, rgb: np.ndarray, point: np.ndarray) -> list[Detection]:
@@ -116,7 +122,7 @@ class FaceSearch:
         while side >= TILE_PER_FACE * self.min_face / 2:
             faces += self.landmarker.in_region(rgb, square_box(point, side))
             side /= 2
-        return distinct_faces(faces)
+        return distinct_faces([self.landmarker.refined(rgb, face) for face in faces])
 
     def candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The detector's hits on every tile: (N, 4) boxes x0, y0, x1, y1 in frame pixels and (N,) scores."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .face_landmarks import Detection, Landmarker
-from .face_search import MIN_FACE_PX, FaceSearch
+from .face_search import MIN_FACE_PX, FaceSearch, distinct_faces
 from .shot_cuts import CutDetector
 
 # Between two frames a followed face strays less than this (in face sizes) from where its motion
@@ -204,7 +204,8 @@ class FaceTracker:
         if self.point is not None:
             height, width = rgb.shape[:2]
             point = np.array([self.point[0] * width, self.point[1] * height])
-            faces = faces + self.search.near_point(rgb, point)  # the point seeds a face the detector missed
+            # the point seeds a face the detector missed; a face both found keeps the search's landmarks
+            faces = distinct_faces(faces + self.search.near_point(rgb, point))
             if not faces:
                 return None
 
