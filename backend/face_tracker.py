@@ -6,9 +6,10 @@ Per frame, in order:
   face. Cheap (a few ms at any resolution) and without lag: the region is re-centred every frame.
 - Search (`FaceSearch`, the whole frame at several scales): on the first frame, after the face
   is lost (every frame at first, then a few times a second while it stays lost) and after a cut.
-- Which face: at the first frame with a face, the largest, or the one nearest the user's point
-  (`point`, fractions of the frame from its top-left corner; the point also seeds the search
-  where the detector misses a face). Then the same person, by continuity of position and size:
+- Which face: at the first frame with a face, the largest (of the confident ones, when any: a
+  cat or a logo that the mesh takes for a face scores lower than a person), or the one nearest
+  the user's point (`point`, fractions of the frame from its top-left corner; the point also
+  seeds the search where the detector misses a face). Then the same person, by continuity of position and size:
   after losing the face, only a face near where it was last seen (the allowed distance grows
   with the time it has been gone) and not where another person was seen; after a cut, the face
   nearest the followed one's last position and size.
@@ -37,6 +38,9 @@ REACQUIRE_SPEED = 4.0
 REACQUIRE_SCALE = 2.0
 EVERY_FRAME_SEARCHES = 3  # once lost, the whole frame is searched on this many frames in a row...
 SEARCHES_PER_SECOND = 5.0  # ...then this often
+# A search's faces scoring at least this are taken for people first: real faces score 0.9 and more
+# (two real people, 45 to 200 px, five backgrounds), faces the mesh sees in a cat or a logo 0.5 to 0.7.
+CONFIDENT = 0.8
 
 
 @dataclass
@@ -45,6 +49,12 @@ class TrackedFrame:
     segment: int  # 0, 1, 2...: a new one after each cut and each gap
     cut: bool  # a hard cut was detected on this frame
     searched: bool  # the whole-frame search ran on this frame
+
+
+def credible(faces: list[Detection]) -> list[Detection]:
+    """The confident faces when there are any, else all: a weak face is taken only when no real one is seen."""
+    confident = [face for face in faces if face.confidence >= CONFIDENT]
+    return confident or faces
 
 
 def _step(a: Detection, b: Detection) -> tuple[float, float]:
@@ -196,8 +206,8 @@ class FaceTracker:
             near = [face for face in faces if self._continues(face)]
             if near:
                 return min(near, key=lambda face: _step(self._predicted, face)[0])
-        chosen = self._after_cut(faces) if self._cut_pending else self._reacquire(faces)
-        self._others = [face for face in faces if face is not chosen]
+        chosen = self._after_cut(credible(faces)) if self._cut_pending else self._reacquire(credible(faces))
+        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
         return chosen
 
     def _first_choice(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
@@ -215,11 +225,11 @@ class FaceTracker:
 
             chosen = min(faces, key=lambda face: (distance_to_point(face), -face.size))
         elif faces:
-            chosen = max(faces, key=lambda face: face.size)
+            chosen = max(credible(faces), key=lambda face: face.size)
         else:
             return None
         self.chosen, self.chosen_frame = chosen, self._frame
-        self._others = [face for face in faces if face is not chosen]
+        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
         return chosen
 
     def _reacquire(self, faces: list[Detection]) -> Detection | None:

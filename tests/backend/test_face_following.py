@@ -142,6 +142,17 @@ def test_two_different_people_the_chosen_one_is_followed(demo, tmp_path, close_u
         assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE, (option, centre_error)
 
 
+def test_a_cat_is_not_taken_for_the_largest_person(demo, tmp_path, close_up_box):
+    """Over a photograph of a cat, the face mesh also sees a face 18 times the person's size (the
+    detector scores it 0.5, a person 0.9): the largest face is the person's."""
+    face = FaceInShot(0.2, 0.45, 45, pan=(0.04, 0.0), zoom=0.2)
+    clip = write_scene_clip(tmp_path / "cat.mp4", (1920, 1080), [Shot(16, [face], background="chelsea")])
+    result, _ = run(demo, clip, tmp_path)
+    assert result.valid.all()
+    centre_error, size_error = crop_errors(result.params["crop_box"], expected_boxes(motion_of(clip), 0, close_up_box))
+    assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE, (centre_error, size_error)
+
+
 @pytest.fixture(scope="module")
 def two_people(tmp_path_factory) -> Path:
     """Two people side by side; the one on the right starts larger, the left one grows past it."""
