@@ -18,6 +18,7 @@ from sheap_blender.core.errors import InputError
 from sheap_blender.core.image_sequence import IMAGE_SUFFIXES, folder_images, is_image, is_pattern, pattern_images
 
 DEFAULT_IMAGE_FPS = 30.0
+SCENE_LINEAR_SUFFIXES = frozenset({".exr", ".hdr"})  # floats, scene-linear light
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -26,16 +27,28 @@ def read_image(path: Path) -> np.ndarray:
         raise InputError(path, "image not found")
     if path.stat().st_size == 0:
         raise InputError(path, "image file is empty")
+    linear = path.suffix.lower() in SCENE_LINEAR_SUFFIXES
     try:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | (cv2.IMREAD_ANYDEPTH if linear else 0))
     except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV's limit
         reason = "larger than OpenCV reads" if "MAX_IMAGE_PIXELS" in str(exc) else "OpenCV cannot decode it"
         raise InputError(path, f"not a usable image ({reason})") from None
     if bgr is None:
         raise InputError(path, "not an image OpenCV can read")
-    if bgr.dtype != np.uint8:  # 16-bit PNG/TIFF: scale to 8 bits
+    if linear:
+        bgr = linear_to_srgb8(bgr)
+    elif bgr.dtype != np.uint8:  # 16-bit PNG/TIFF: scale to 8 bits
         bgr = (bgr / np.iinfo(bgr.dtype).max * 255).round().astype(np.uint8)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
+    """Scene-linear floats (OpenEXR, Radiance HDR) -> 8-bit sRGB, as a display shows them: the face
+    finder and the network were made for display-referred pictures. Clipped to [0, 1] (no tone
+    mapping: a plate's highlights above 1 clip as on an sRGB display); NaN and negatives are black."""
+    x = np.clip(np.nan_to_num(linear.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return (srgb * 255.0 + 0.5).astype(np.uint8)
 
 
 @dataclass

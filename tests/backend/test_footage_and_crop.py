@@ -215,3 +215,53 @@ def test_phone_video_with_a_rotation_flag_is_read_upright(tmp_path):
     assert footage.read_frames([2])[2].shape == (640, 512, 3)
     with FaceTracker() as tracker:
         assert tracker.track(frames[0])[0].detection is not None
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    x = rgb.astype(np.float32) / 255.0
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def test_scene_linear_images_read_as_a_display_shows_them(tmp_path):
+    """OpenEXR (film plates) and Radiance HDR hold scene-linear floats: read as 8-bit sRGB, the values
+    a display shows (highlights above 1 clip, NaN is black)."""
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    linear = srgb_to_linear(rgb)
+    linear[0, 0] = (4.0, np.nan, -1.0)  # a highlight, a NaN and a negative value, as renders and plates have
+    assert cv2.imwrite(str(tmp_path / "plate.exr"), cv2.cvtColor(linear, cv2.COLOR_RGB2BGR))
+    assert cv2.imwrite(str(tmp_path / "plate.hdr"), cv2.cvtColor(np.nan_to_num(linear, nan=0.0).clip(0, None),
+                                                                  cv2.COLOR_RGB2BGR))
+    exr = next(open_footage(tmp_path / "plate.exr").frames())[1]
+    assert exr.dtype == np.uint8 and tuple(exr[0, 0]) == (255, 0, 0)
+    assert np.abs(exr[1:].astype(int) - rgb[1:]).max() <= 1  # float32 EXR: exact to rounding
+    hdr = next(open_footage(tmp_path / "plate.hdr").frames())[1]
+    assert np.abs(hdr[1:].astype(int) - rgb[1:]).mean() < 1.5  # RGBE keeps 8 bits of mantissa
+
+
+def test_an_exr_plate_sequence_is_reconstructed_like_its_png_frames(demo, tmp_path):
+    """An EXR sequence (a VFX plate) through the real `reconstruct`: the same faces and crops as the
+    same frames saved as PNG."""
+    from backend_command import backend
+
+    from backend.demo_clip import FaceInShot, Shot, write_scene_clip
+    from sheap_blender.core.result_format import read_result
+
+    clip = write_scene_clip(tmp_path / "plate.mp4", (1920, 1080), [Shot(10, [FaceInShot(0.4, 0.45, 90,
+                                                                                     pan=(0.1, 0.0))])])
+    (tmp_path / "exr").mkdir()
+    (tmp_path / "png").mkdir()
+    for index, rgb in open_footage(clip).frames():
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        assert cv2.imwrite(str(tmp_path / "exr" / f"plate.{index + 1001:04d}.exr"), srgb_to_linear(bgr))
+        assert cv2.imwrite(str(tmp_path / "png" / f"plate.{index + 1001:04d}.png"), bgr)
+    results = {}
+    for kind in ("exr", "png"):
+        out = tmp_path / f"{kind}.sheap.safetensors"
+        completed = backend("reconstruct", tmp_path / kind, "-o", out, "--flame", demo / "flame.safetensors",
+                            "--weights", demo / "demo_sheap_model.pt", "--batch-size", "8")
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        results[kind] = read_result(out)
+    exr, png = results["exr"], results["png"]
+    assert exr.valid.all() and png.valid.all() and exr.n_frames == 10
+    size = png.params["crop_box"][:, 2] - png.params["crop_box"][:, 0]
+    assert np.abs(exr.params["crop_box"] - png.params["crop_box"]).max() < 0.01 * size.min()
