@@ -11,8 +11,10 @@ Per frame, in order:
   the user's point (`point`, fractions of the frame from its top-left corner; the point also
   seeds the search where the detector misses a face). Then the same person, by continuity of position and size:
   after losing the face, only a face near where it was last seen (the allowed distance grows
-  with the time it has been gone) and not where another person was seen; after a cut, the face
-  nearest the followed one's last position and size.
+  with the time it has been gone) and not where another person was seen; after a cut, among
+  several faces the one that clearly looks like the person (`face_appearance`, from how the face
+  looked while it was surely theirs), else the face nearest the followed one's last position and
+  size.
 - Segments: a hard cut (`CutDetector`, or the face jumping in position or size between two
   frames) or a gap where the face is lost starts a new segment; nothing is smoothed across one.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .face_appearance import Appearance
 from .face_landmarks import Detection, Landmarker
 from .face_search import MIN_FACE_PX, FaceSearch, distinct_faces
 from .shot_cuts import CutDetector
@@ -41,6 +44,7 @@ SEARCHES_PER_SECOND = 5.0  # ...then this often
 # A search's faces scoring at least this are taken for people first: real faces score 0.9 and more
 # (two real people, 45 to 200 px, five backgrounds), faces the mesh sees in a cat or a logo 0.5 to 0.7.
 CONFIDENT = 0.8
+APPEARANCE_INTERVAL = 1.0  # seconds between two descriptions of the followed person's looks
 
 
 @dataclass
@@ -87,6 +91,9 @@ class FaceTracker:
         self._segment_has_face = False
         self._cut_pending = False  # a cut was seen and the face has not been found since
         self._held: list[tuple[np.ndarray, TrackedFrame]] = []  # frames held back while the face is lost
+        self.appearance = Appearance()  # how the followed person looks (face_appearance)
+        self._identified = False  # this segment's face is surely the person: chosen, or recognised after a cut
+        self._described_frame = -(10**9)
 
     def __enter__(self) -> FaceTracker:
         return self
@@ -116,6 +123,7 @@ class FaceTracker:
             found = self._follow(rgb, self._predicted)
             if found is not None and not self._continues(found):
                 cut = self._cut_pending = True  # the face jumped: a cut the picture did not show
+                self._identified = False  # kept by place alone: not surely the person's looks
                 self._new_segment()
         if found is None and (self._previous is not None or cut or self._search_due()):
             found = self._choose(rgb, self.search.find(rgb))
@@ -123,6 +131,8 @@ class FaceTracker:
         elif found is None and self._last_seen is not None:  # between searches: where it was last seen
             found = self._reacquire(self._follow_all(rgb, self._last_seen))
         tracked = self._record(found, cut, searched)
+        if found is not None:
+            self._describe(rgb, found)
         if found is None and not searched:
             self._held.append((rgb, tracked))
             return []
@@ -147,6 +157,13 @@ class FaceTracker:
                 return
             self._held[i] = (rgb, TrackedFrame(face, segment, False, False))
             later = face
+
+    def _describe(self, rgb: np.ndarray, face: Detection) -> None:
+        """Now and then, remember how the person looks, while the face is surely theirs and clear."""
+        due = self._frame - self._described_frame >= APPEARANCE_INTERVAL * self.fps
+        if self._identified and face.confidence >= CONFIDENT and due:
+            self.appearance.add(rgb, face)
+            self._described_frame = self._frame
 
     def _record(self, found: Detection | None, cut: bool, searched: bool) -> TrackedFrame:
         if found is not None:
@@ -202,11 +219,17 @@ class FaceTracker:
         """The followed person among the faces a search found (None: not among them)."""
         if self.chosen is None:
             return self._first_choice(rgb, faces)
-        if self._previous is not None:  # the follow step failed on a face seen on the previous frame
+        if self._previous is not None and not self._cut_pending:  # the follow step failed on the previous face
             near = [face for face in faces if self._continues(face)]
             if near:
                 return min(near, key=lambda face: _step(self._predicted, face)[0])
-        chosen = self._after_cut(credible(faces)) if self._cut_pending else self._reacquire(credible(faces))
+        if self._cut_pending:
+            # who, among several people: the one that clearly looks like the person; else by place and size
+            recognised = self.appearance.closest(rgb, credible(faces))
+            self._identified, self._described_frame = recognised is not None, -(10**9)
+            chosen = recognised or self._after_cut(credible(faces))
+        else:
+            chosen = self._reacquire(credible(faces))
         self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
         return chosen
 
@@ -229,6 +252,7 @@ class FaceTracker:
         else:
             return None
         self.chosen, self.chosen_frame = chosen, self._frame
+        self._identified = True
         self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
         return chosen
 

@@ -189,6 +189,24 @@ def test_a_hard_cut_starts_a_new_segment_with_an_accurate_crop(demo, tmp_path, c
     assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE, (centre_error, size_error)
 
 
+def test_after_a_cut_the_person_is_told_from_another_by_their_looks(demo, tmp_path, close_up_boxes):
+    """Grace Hopper alone, then a cut to a two-shot where the astronaut stands where she was, at her size,
+    and she is elsewhere, smaller: the person followed is still Grace Hopper (her looks), not whoever
+    took her place."""
+    shots = [Shot(36, [FaceInShot(0.3, 0.42, 170, pan=(0.04, 0.0), person="hopper")]),
+             Shot(16, [FaceInShot(0.32, 0.45, 165, pan=(0.02, 0.0)),
+                       FaceInShot(0.74, 0.4, 115, pan=(-0.03, 0.01), person="hopper")], background="coffee")]
+    clip = write_scene_clip(tmp_path / "two_shot.mp4", (1920, 1080), shots)
+    result, _ = run(demo, clip, tmp_path)
+    assert result.valid.all()
+    assert result.extra["segment"].tolist() == [0] * 36 + [1] * 16
+    motion = motion_of(clip)
+    expected = np.concatenate([expected_boxes(motion[:36], 0, close_up_boxes["hopper"]),
+                               expected_boxes(motion[36:], 1, close_up_boxes["hopper"])])
+    centre_error, size_error = crop_errors(result.params["crop_box"], expected)
+    assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE, (centre_error, size_error)
+
+
 def test_a_face_that_leaves_and_comes_back_is_found_again(demo, tmp_path, close_up_box):
     shots = [Shot(12, [FaceInShot(0.4, 0.4, 90)]),
              Shot(12, []),  # the same room, nobody in it
