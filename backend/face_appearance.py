@@ -31,6 +31,7 @@ GALLERY = 16  # descriptions kept of the followed person
 # descriptions differ by up to ~0.2 (two real people, faces 60-190 px, lighter and darker, rolled
 # +-8 degrees, landmarks off by a pixel); the two people's by 0.45 and more.
 CLEARLY_CLOSER = 0.2
+SAME_PERSON = 0.25  # a lone face this close is taken for the person's (for the clip's identity only)
 
 
 def aligned_face(rgb: np.ndarray, face: Detection) -> np.ndarray:
@@ -86,6 +87,10 @@ class Appearance:
         """How unlike the followed person the face looks: its distance to the nearest description."""
         description = describe(rgb, face)
         return min(distance(description, known) for known in self._gallery)
+
+    def looks_like(self, rgb: np.ndarray, face: Detection) -> bool:
+        """The face may well be the person's: as close as the person's own looks vary, or nothing known yet."""
+        return not self._gallery or self.distance(rgb, face) <= SAME_PERSON
 
     def closest(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
         """The face that looks like the followed person when one clearly does (None: no answer,

@@ -53,6 +53,7 @@ class TrackedFrame:
     segment: int  # 0, 1, 2...: a new one after each cut and each gap
     cut: bool  # a hard cut was detected on this frame
     searched: bool  # the whole-frame search ran on this frame
+    identified: bool = False  # the face is the chosen person's by choice, continuity or looks (not by place alone)
 
 
 def credible(faces: list[Detection]) -> list[Detection]:
@@ -123,7 +124,8 @@ class FaceTracker:
             found = self._follow(rgb, self._predicted)
             if found is not None and not self._continues(found):
                 cut = self._cut_pending = True  # the face jumped: a cut the picture did not show
-                self._identified = False  # kept by place alone: not surely the person's looks
+                self._identified = self.appearance.looks_like(rgb, found)  # kept by place: theirs if it looks so
+                self._described_frame = -(10**9)
                 self._new_segment()
         if found is None and (self._previous is not None or cut or self._search_due()):
             found = self._choose(rgb, self.search.find(rgb))
@@ -155,7 +157,7 @@ class FaceTracker:
             distance, ratio = _step(later, face) if face is not None else (np.inf, np.inf)
             if distance > MAX_FIRST_STEP or ratio > MAX_SCALE_STEP:
                 return
-            self._held[i] = (rgb, TrackedFrame(face, segment, False, False))
+            self._held[i] = (rgb, TrackedFrame(face, segment, False, False, self._identified))
             later = face
 
     def _describe(self, rgb: np.ndarray, face: Detection) -> None:
@@ -177,7 +179,7 @@ class FaceTracker:
         self._speed_known = found is not None and self._previous is not None and not cut
         self._predicted = self._extrapolate(self._previous, found) if self._speed_known else found
         self._previous = found
-        return TrackedFrame(found, self._segment, cut, searched)
+        return TrackedFrame(found, self._segment, cut, searched, found is not None and self._identified)
 
     @staticmethod
     def _extrapolate(previous: Detection, current: Detection) -> Detection:
@@ -226,8 +228,10 @@ class FaceTracker:
         if self._cut_pending:
             # who, among several people: the one that clearly looks like the person; else by place and size
             recognised = self.appearance.closest(rgb, credible(faces))
-            self._identified, self._described_frame = recognised is not None, -(10**9)
             chosen = recognised or self._after_cut(credible(faces))
+            self._described_frame = -(10**9)
+            alike = chosen is not None and self.appearance.looks_like(rgb, chosen)
+            self._identified = recognised is not None or alike
         else:
             chosen = self._reacquire(credible(faces))
         self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]

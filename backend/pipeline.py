@@ -52,6 +52,7 @@ class Frame:
     confidence: float  # the face detector's score (0 without a face)
     segment: int  # a new one after each cut and each gap (docs/result-format.md)
     cut: bool  # a hard cut was detected on this frame
+    identified: bool = False  # surely the chosen person's face (face_tracker.TrackedFrame.identified)
 
     @property
     def valid(self) -> bool:
@@ -152,7 +153,8 @@ def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threadi
                 index, rgb, tracked = waiting.popleft()
                 crop = None if box is None else crop_image(rgb, box, CROP_SIZE)
                 confidence = 0.0 if tracked.detection is None else float(tracked.detection.confidence)
-                _put(cropped, Frame(index, box, crop, confidence, tracked.segment, tracked.cut), stop)
+                _put(cropped, Frame(index, box, crop, confidence, tracked.segment, tracked.cut, tracked.identified),
+                     stop)
 
         def smooth(results: list) -> None:
             for tracked in results:  # in frame order; the tracker may hold a few frames back
@@ -263,13 +265,18 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
     known = {name: per_frame.pop(name) for name in PER_FRAME if name != "crop_box"}
     params, outliers = clean_params({**known, "crop_box": boxes}, valid_mask, job.smoothing, job.footage.fps,
                                     segments)
+    identified = np.array([frame.identified for frame in frames], dtype=bool)
     if not job.per_frame_shape:
         head_pose = params["torso_pose"] + params["neck_pose"]  # small angles: the sum is the head's tilt
-        params["shape"][:] = aggregate_identity(params["shape"], valid_mask & ~outliers, confidence, head_pose)
+        trusted = valid_mask & ~outliers
+        if (trusted & identified).any():  # the head's shape from the chosen person's frames, not another's
+            trusted &= identified
+        params["shape"][:] = aggregate_identity(params["shape"], trusted, confidence, head_pose)
     extra = {name: fill_segments(value, valid_mask, segments) for name, value in per_frame.items()}
     extra["confidence"] = confidence
     extra["outlier"] = outliers.astype(np.uint8)
     extra["segment"] = segments
+    extra["identified"] = identified.astype(np.uint8)
     indices = np.array([frame.index for frame in frames], dtype=np.int64)
     metadata = {
         "footage": os.fspath(job.footage.path),

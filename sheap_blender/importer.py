@@ -31,7 +31,7 @@ import numpy as np
 from . import animation, gaussian_preview, render_setup, rig, scene_camera, timeline
 from .core.camera import blender_camera, non_square_boxes, valid_boxes
 from .core.errors import InputError
-from .core.face_choice import cut_rows, followed_face
+from .core.face_choice import cut_rows, followed_face, other_person_warning
 from .core.flame_model import JOINT_NAMES, FlameModel, load_flame
 from .core.gaussians import binding_from_tensors, pose_gaussians
 from .core.result_format import Result, read_result
@@ -304,6 +304,9 @@ def import_result(
     face = followed_face(result.metadata)
     if face is None and "followed_face" in result.metadata:
         warnings.append("the result's followed_face is not a JSON object: not kept")
+    other_person = other_person_warning(result.extra, result.valid, result.frame_index)
+    if other_person:
+        warnings.append(other_person)
     binding = binding_from_tensors(result_path, result.extra, len(model.faces)) if gaussians else None
 
     root = None

@@ -108,3 +108,23 @@ def followed_face(metadata: dict[str, str]) -> dict | None:
         return None
     return value if isinstance(value, dict) else None
 
+
+
+def other_person_warning(extra: dict[str, np.ndarray], valid: np.ndarray, frame_index: np.ndarray) -> str | None:
+    """A warning naming the footage frames whose face may be another person's (the result's `identified`
+    is 0 where it is valid); None when there are none or the result predates `identified`."""
+    identified = extra.get("identified")
+    valid = np.asarray(valid, dtype=bool)
+    if identified is None or np.shape(identified) != valid.shape:
+        return None
+    doubtful = valid & (np.asarray(identified) == 0)
+    if not doubtful.any():
+        return None
+    rows = np.flatnonzero(doubtful)
+    starts = rows[np.r_[True, np.diff(rows) > 1]]
+    ends = rows[np.r_[np.diff(rows) > 1, True]]
+    frames = np.asarray(frame_index, dtype=np.int64)
+    spans = [f"{frames[a]}-{frames[b]}" if a != b else f"{frames[a]}" for a, b in zip(starts, ends)]
+    listed = ", ".join(spans[:4]) + (f" and {len(spans) - 4} more" if len(spans) > 4 else "")
+    return (f"footage frames {listed} may show another person than the one followed (after a cut, no face "
+            f"there looked like theirs): they are animated, but the head's shape was made without them")

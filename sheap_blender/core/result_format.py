@@ -25,7 +25,7 @@ PER_FRAME = {
     **FLAME_WIDTHS,
 }
 # every name the result itself uses: a model output of the same name is carried as `model_<name>`
-RESERVED_NAMES = frozenset({*PER_FRAME, "frame_index", "valid", "confidence", "outlier", "segment"})
+RESERVED_NAMES = frozenset({*PER_FRAME, "frame_index", "valid", "confidence", "outlier", "segment", "identified"})
 RESERVED_PREFIX = "gaussian_"  # the Gaussians' tensors (docs/result-format.md)
 # temporal smoothing groups (reconstruct --smooth-group, the JSON protocol, the panel) -> the tensors they cover
 SMOOTHING_GROUPS = {

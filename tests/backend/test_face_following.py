@@ -26,6 +26,7 @@ from backend.demo_clip import (
     Shot,
     write_scene_clip,
 )
+from backend.temporal import aggregate_identity
 from sheap_blender.core.result_format import Result, read_result
 
 CENTRE_TOLERANCE = 0.05  # of the box size
@@ -198,13 +199,35 @@ def test_after_a_cut_the_person_is_told_from_another_by_their_looks(demo, tmp_pa
                        FaceInShot(0.74, 0.4, 115, pan=(-0.03, 0.01), person="hopper")], background="coffee")]
     clip = write_scene_clip(tmp_path / "two_shot.mp4", (1920, 1080), shots)
     result, _ = run(demo, clip, tmp_path)
-    assert result.valid.all()
+    assert result.valid.all() and result.extra["identified"].all()  # recognised: her frames all make her shape
     assert result.extra["segment"].tolist() == [0] * 36 + [1] * 16
     motion = motion_of(clip)
     expected = np.concatenate([expected_boxes(motion[:36], 0, close_up_boxes["hopper"]),
                                expected_boxes(motion[36:], 1, close_up_boxes["hopper"])])
     centre_error, size_error = crop_errors(result.params["crop_box"], expected)
     assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE, (centre_error, size_error)
+
+
+def test_a_shot_of_another_person_alone_does_not_make_the_heads_shape(demo, tmp_path):
+    """Grace Hopper, a cut to the astronaut alone (followed: the only face), a cut back to Hopper: the
+    astronaut's frames are marked not identified and the clip's identity is made from Hopper's frames."""
+    hopper = dict(person="hopper", pan=(0.03, 0.0))
+    shots = [Shot(36, [FaceInShot(0.35, 0.42, 170, **hopper)]),
+             Shot(16, [FaceInShot(0.6, 0.45, 160, pan=(-0.02, 0.0))], background="coffee"),
+             Shot(16, [FaceInShot(0.4, 0.45, 150, **hopper)], background="coffee")]
+    clip = write_scene_clip(tmp_path / "another.mp4", (1920, 1080), shots)
+    result, _ = run(demo, clip, tmp_path)
+    assert result.valid.all()
+    assert result.extra["identified"].tolist() == [1] * 36 + [0] * 16 + [1] * 16
+    (tmp_path / "per_frame").mkdir()
+    per_frame, _ = run(demo, clip, tmp_path / "per_frame", "--per-frame-shape")
+    # the clip's identity is the aggregate of her frames alone (the same frames, weights and rule as reconstruct)
+    shapes, trusted = per_frame.params["shape"], per_frame.valid & (per_frame.extra["outlier"] == 0)
+    weighing = (per_frame.extra["confidence"], per_frame.params["torso_pose"] + per_frame.params["neck_pose"])
+    hers = aggregate_identity(shapes, trusted & (result.extra["identified"] == 1), *weighing)
+    everyone = aggregate_identity(shapes, trusted, *weighing)
+    assert np.abs(result.params["shape"][0] - hers).max() < 1e-5
+    assert np.abs(everyone - hers).max() > 1e-3  # the astronaut's frames would have changed it
 
 
 def test_a_face_that_leaves_and_comes_back_is_found_again(demo, tmp_path, close_up_box):
