@@ -9,12 +9,12 @@ Per frame, in order:
 - Which face: at the first frame with a face, the largest (of the confident ones, when any: a
   cat or a logo that the mesh takes for a face scores lower than a person), or the one nearest
   the user's point (`point`, fractions of the frame from its top-left corner; the point also
-  seeds the search where the detector misses a face). Then the same person, by continuity of position and size:
-  after losing the face, only a face near where it was last seen (the allowed distance grows
-  with the time it has been gone) and not where another person was seen; after a cut, among
-  several faces the one that clearly looks like the person (`face_appearance`, from how the face
-  looked while it was surely theirs), else the face nearest the followed one's last position and
-  size.
+  seeds the search where the detector misses a face). Then the same person, by continuity of
+  position and size: after losing the face, only a face near where it was last seen (the
+  allowed distance grows with the time it has been gone) and not where another person was
+  seen; after a cut, among several faces the one that clearly looks like the person
+  (`face_appearance`, from how the face looked while it was surely theirs), else the face
+  nearest the followed one's last position and size.
 - Segments: a hard cut (`CutDetector`, or the face jumping in position or size between two
   frames) or a gap where the face is lost starts a new segment; nothing is smoothed across one.
 """
@@ -45,6 +45,7 @@ SEARCHES_PER_SECOND = 5.0  # ...then this often
 # (two real people, 45 to 200 px, five backgrounds), faces the mesh sees in a cat or a logo 0.5 to 0.7.
 CONFIDENT = 0.8
 APPEARANCE_INTERVAL = 1.0  # seconds between two descriptions of the followed person's looks
+_LONG_AGO = -(10**9)  # a frame number before any: the next clear face is described at once
 
 
 @dataclass
@@ -86,7 +87,7 @@ class FaceTracker:
         self._speed_known = False  # the prediction extrapolates a motion (else it is the previous face)
         self._last_seen: Detection | None = None
         self._last_seen_frame = 0
-        self._others: list[Detection] = []  # other people at the last search in this shot
+        self._others: list[Detection] = []  # other people (confident faces) at the last search in this shot
         self._lost_frames = 0
         self._segment = 0
         self._segment_has_face = False
@@ -94,7 +95,7 @@ class FaceTracker:
         self._held: list[tuple[np.ndarray, TrackedFrame]] = []  # frames held back while the face is lost
         self.appearance = Appearance()  # how the followed person looks (face_appearance)
         self._identified = False  # this segment's face is surely the person: chosen, or recognised after a cut
-        self._described_frame = -(10**9)
+        self._described_frame = _LONG_AGO
 
     def __enter__(self) -> FaceTracker:
         return self
@@ -125,7 +126,7 @@ class FaceTracker:
             if found is not None and not self._continues(found):
                 cut = self._cut_pending = True  # the face jumped: a cut the picture did not show
                 self._identified = self.appearance.looks_like(rgb, found)  # kept by place: theirs if it looks so
-                self._described_frame = -(10**9)
+                self._described_frame = _LONG_AGO
                 self._new_segment()
         if found is None and (self._previous is not None or cut or self._search_due()):
             found = self._choose(rgb, self.search.find(rgb))
@@ -229,7 +230,7 @@ class FaceTracker:
             # who, among several people: the one that clearly looks like the person; else by place and size
             recognised = self.appearance.closest(rgb, credible(faces))
             chosen = recognised or self._after_cut(credible(faces))
-            self._described_frame = -(10**9)
+            self._described_frame = _LONG_AGO
             alike = chosen is not None and self.appearance.looks_like(rgb, chosen)
             self._identified = recognised is not None or alike
         else:

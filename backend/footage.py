@@ -42,13 +42,27 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _srgb_table(levels: int = 65536) -> np.ndarray:
+    """8-bit sRGB of `levels` evenly spaced linear values in [0, 1] (a look-up: a 4K plate in ~0.1 s)."""
+    x = np.linspace(0.0, 1.0, levels)
+    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return (srgb * 255.0 + 0.5).astype(np.uint8)
+
+
+_SRGB = _srgb_table()
+
+
 def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
     """Scene-linear floats (OpenEXR, Radiance HDR) -> 8-bit sRGB, as a display shows them: the face
     finder and the network were made for display-referred pictures. Clipped to [0, 1] (no tone
     mapping: a plate's highlights above 1 clip as on an sRGB display); NaN and negatives are black."""
-    x = np.clip(np.nan_to_num(linear.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-    return (srgb * 255.0 + 0.5).astype(np.uint8)
+    x = np.array(linear, dtype=np.float32).reshape(linear.shape[0], -1)  # OpenCV's in-place calls want 2D
+    cv2.patchNaNs(x, 0.0)
+    cv2.threshold(x, 1.0, 1.0, cv2.THRESH_TRUNC, dst=x)  # above 1 -> 1 (+inf too)
+    cv2.threshold(x, 0.0, 0.0, cv2.THRESH_TOZERO, dst=x)  # negative -> 0
+    x *= len(_SRGB) - 1
+    x += 0.5
+    return _SRGB[x.astype(np.uint16)].reshape(linear.shape)
 
 
 @dataclass
