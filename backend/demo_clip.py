@@ -100,6 +100,8 @@ class Portrait:
         if self.source.startswith("skimage"):
             from skimage import data
 
+            if "camera" in self.source:
+                return cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB)
             return data.astronaut()
         from matplotlib import cbook
 
@@ -112,6 +114,8 @@ PORTRAITS = {
                           ASTRONAUT_FACE_CENTRE),
     # a US Navy photograph, shipped as matplotlib's sample data: an older woman, a studio portrait
     "hopper": Portrait("matplotlib sample data grace_hopper.jpg (512 x 600, public domain)", 188.2, (261.1, 245.9)),
+    # grey, the head turned about 45 degrees to his left (a three-quarter view), a small face
+    "cameraman": Portrait("skimage.data.camera() (512 x 512, CC0, Lav Varshney)", 60.8, (227.3, 166.7)),
 }
 
 

@@ -1,7 +1,8 @@
 """Finding and following a real face in ordinary footage, through the real `reconstruct` command.
 
-The faces are real people from public-domain portraits (scikit-image's astronaut; Grace Hopper
-from matplotlib's sample data), placed small or at interview size in wide 1080p, 4K and portrait
+The faces are real people from public-domain portraits (scikit-image's astronaut and cameraman,
+his head turned three-quarters; Grace Hopper from matplotlib's sample data), placed small or at
+interview size in wide 1080p, 4K and portrait
 frames over real photographs, moving with a known motion; two people; a hard cut; a face that
 leaves and comes back. Each crop is compared with the crop of the same face in a close-up (the
 portrait itself) carried through the known motion: same centre within 5% of the box, same size
@@ -116,10 +117,14 @@ def test_a_small_moving_face_is_found_and_cropped_as_in_a_close_up(demo, tmp_pat
     ("interview_4k", (3840, 2160), FaceInShot(0.62, 0.42, 420, pan=(-0.08, 0.02), zoom=-0.2, person="hopper")),
     ("vlog_portrait", (1080, 1920), FaceInShot(0.5, 0.35, 330, pan=(0.05, 0.04), zoom=0.15, person="hopper")),
     ("presenter_1080p", (1920, 1080), FaceInShot(0.6, 0.42, 230, pan=(-0.1, 0.0), zoom=0.2)),
+    # a head turned three-quarters (the cameraman looks to his left), grey, small: 1080p and 4K
+    ("three_quarter_1080p", (1920, 1080), FaceInShot(0.55, 0.4, 110, pan=(-0.1, 0.02), zoom=0.2, person="cameraman")),
+    ("three_quarter_4k", (3840, 2160), FaceInShot(0.3, 0.6, 90, pan=(0.08, -0.03), zoom=0.15, person="cameraman")),
 ])
 def test_an_interview_sized_face_is_cropped_as_in_a_close_up(demo, tmp_path, close_up_boxes, name, size, face):
-    """Faces of 200-420 px, as interviews and vlogs frame them: the crop of the first frame (the
-    whole-frame search's landmarks) as accurate as the followed ones, for two different people."""
+    """Faces of 200-420 px, as interviews and vlogs frame them, and a head turned three-quarters: the
+    crop of the first frame (the whole-frame search's landmarks) as accurate as the followed ones, for
+    three different people."""
     frames = 12 if size[0] > 2000 else 24
     clip = write_scene_clip(tmp_path / f"{name}.mp4", size, [Shot(frames, [face])])
     result, _ = run(demo, clip, tmp_path, "--smooth", "0")
