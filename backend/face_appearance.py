@@ -85,8 +85,19 @@ class Appearance:
 
     def distance(self, rgb: np.ndarray, face: Detection) -> float:
         """How unlike the followed person the face looks: its distance to the nearest description."""
-        description = describe(rgb, face)
+        return self.distance_to(describe(rgb, face))
+
+    def distance_to(self, description: np.ndarray) -> float:
         return min(distance(description, known) for known in self._gallery)
+
+    def someone_else(self, rgb: np.ndarray, face: Detection, others: list[np.ndarray]) -> bool:
+        """The face clearly looks more like one of `others` (descriptions of other people) than like the
+        person: relative, so it holds where looks vary (a turned head) as long as people differ."""
+        if not self._gallery or not others:
+            return False
+        description = describe(rgb, face)
+        nearest_other = min(distance(description, other) for other in others)
+        return nearest_other + CLEARLY_CLOSER <= self.distance_to(description)
 
     def looks_like(self, rgb: np.ndarray, face: Detection) -> bool:
         """The face may well be the person's: as close as the person's own looks vary, or nothing known yet."""

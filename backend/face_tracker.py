@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .face_appearance import Appearance
+from .face_appearance import Appearance, describe
 from .face_landmarks import Detection, Landmarker
 from .face_search import MIN_FACE_PX, FaceSearch, distinct_faces
 from .shot_cuts import CutDetector
@@ -45,6 +45,7 @@ SEARCHES_PER_SECOND = 5.0  # ...then this often
 # (two real people, 45 to 200 px, five backgrounds), faces the mesh sees in a cat or a logo 0.5 to 0.7.
 CONFIDENT = 0.8
 APPEARANCE_INTERVAL = 1.0  # seconds between two descriptions of the followed person's looks
+OTHERS_LOOKS = 8  # descriptions of other people kept per shot
 _LONG_AGO = -(10**9)  # a frame number before any: the next clear face is described at once
 
 
@@ -88,6 +89,7 @@ class FaceTracker:
         self._last_seen: Detection | None = None
         self._last_seen_frame = 0
         self._others: list[Detection] = []  # other people (confident faces) at the last search in this shot
+        self._others_looks: list[np.ndarray] = []  # how other people seen in this shot look (recent ones)
         self._lost_frames = 0
         self._segment = 0
         self._segment_has_face = False
@@ -119,7 +121,7 @@ class FaceTracker:
         searched = False
         found: Detection | None = None
         if cut:
-            self._cut_pending, self._others = True, []
+            self._cut_pending, self._others, self._others_looks = True, [], []
             self._new_segment()
         if self._previous is not None and not cut:
             found = self._follow(rgb, self._predicted)
@@ -132,7 +134,7 @@ class FaceTracker:
             found = self._choose(rgb, self.search.find(rgb))
             searched = True
         elif found is None and self._last_seen is not None:  # between searches: where it was last seen
-            found = self._reacquire(self._follow_all(rgb, self._last_seen))
+            found = self._reacquire(rgb, self._follow_all(rgb, self._last_seen))
         tracked = self._record(found, cut, searched)
         if found is not None:
             self._describe(rgb, found)
@@ -234,8 +236,8 @@ class FaceTracker:
             alike = chosen is not None and self.appearance.looks_like(rgb, chosen)
             self._identified = recognised is not None or alike
         else:
-            chosen = self._reacquire(credible(faces))
-        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
+            chosen = self._reacquire(rgb, credible(faces))
+        self._see_others(rgb, faces, chosen)
         return chosen
 
     def _first_choice(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
@@ -258,15 +260,21 @@ class FaceTracker:
             return None
         self.chosen, self.chosen_frame = chosen, self._frame
         self._identified = True
-        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
+        self._see_others(rgb, faces, chosen)
         return chosen
 
-    def _reacquire(self, faces: list[Detection]) -> Detection | None:
+    def _see_others(self, rgb: np.ndarray, faces: list[Detection], chosen: Detection | None) -> None:
+        """Remember where the other people of a search are, and how they look (the last few)."""
+        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
+        self._others_looks = (self._others_looks + [describe(rgb, face) for face in self._others])[-OTHERS_LOOKS:]
+
+    def _reacquire(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
         """After a gap in the same shot: the face nearest where it was last seen, never another person's.
 
         Where another person was seen at the last search, only a face near the followed one's last
-        place (the distance allowed grows with the time it was gone) is taken for it; with nobody
-        else in the shot, the face is taken wherever it comes back.
+        place (the distance allowed grows with the time it was gone), not where that person was and
+        not clearly looking like one of the other people seen in the shot (they move between two
+        searches) is taken for it; with nobody else in the shot, the face is taken wherever it comes back.
         """
         last = self._last_seen
         if last is None:
@@ -281,6 +289,8 @@ class FaceTracker:
             if self._others and (distance > reach or any(_step(other, face)[0] < min(distance, MAX_FIRST_STEP)
                                                          for other in self._others)):
                 continue  # too far, or where another person was seen: that person, not ours
+            if self.appearance.someone_else(rgb, face, self._others_looks):
+                continue  # someone seen in this shot who has moved to where ours was
             candidates.append((distance, face))
         return min(candidates, key=lambda item: item[0])[1] if candidates else None
 

@@ -109,3 +109,18 @@ def test_the_gallery_stays_bounded_and_spans_the_clip(landmarker):
         appearance.add(frame, face)
     assert 8 <= len(appearance) <= 16
     assert appearance.distance(frame, face) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_someone_else_is_relative_to_the_other_people_seen(landmarker):
+    appearance = Appearance()
+    her = photographed("hopper", 150)
+    appearance.add(her, face_in(landmarker, her, size=150))
+    him = photographed("cameraman", 130, roll=5)  # a turned head: far from her looks, and from his own
+    his_face = face_in(landmarker, him, size=130)
+    seen = photographed("cameraman", 100)
+    others = [describe(seen, face_in(landmarker, seen, size=100))]
+    assert appearance.someone_else(him, his_face, others)
+    her_again = photographed("hopper", 110, gamma=1.3)
+    assert not appearance.someone_else(her_again, face_in(landmarker, her_again, size=110), others)
+    assert not appearance.someone_else(him, his_face, [])  # nobody else seen: no grounds to refuse
+    assert not Appearance().someone_else(him, his_face, others)  # nothing known of the person

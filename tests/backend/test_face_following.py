@@ -235,6 +235,19 @@ def test_a_shot_of_another_person_alone_does_not_make_the_heads_shape(demo, tmp_
     assert np.abs(everyone - hers).max() > 1e-3  # the astronaut's frames would have changed it
 
 
+def test_someone_passing_in_front_is_not_taken_for_the_person(demo, tmp_path, close_up_boxes):
+    """The astronaut walks past in front of Grace Hopper, hiding her, and moves on through where she
+    was: while she is hidden no face is hers, and she is found again once visible (not the passer-by,
+    who by then stands where she was last seen: they look like the other person seen in the shot)."""
+    shots = [Shot(30, [FaceInShot(0.5, 0.55, 140, person="hopper"), FaceInShot(0.2, 0.3, 120, pan=(0.6, 0.0))])]
+    clip = write_scene_clip(tmp_path / "passing.mp4", (1920, 1080), shots)
+    result, _ = run(demo, clip, tmp_path)
+    expected = expected_boxes(motion_of(clip), 0, close_up_boxes["hopper"])
+    centre_error, _ = crop_errors(result.params["crop_box"], expected)
+    assert result.valid[:5].all() and result.valid[-6:].all() and not result.valid.all()  # hidden, then found
+    assert centre_error[result.valid].max() < 0.1, centre_error  # never the passer-by (2 face sizes away)
+
+
 def test_a_face_that_leaves_and_comes_back_is_found_again(demo, tmp_path, close_up_box):
     shots = [Shot(12, [FaceInShot(0.4, 0.4, 90)]),
              Shot(12, []),  # the same room, nobody in it
