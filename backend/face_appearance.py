@@ -27,9 +27,10 @@ PATTERNS = 59  # uniform LBP codes of 8 neighbours ("nri_uniform")
 EYES_Y, MOUTH_Y = 0.35, 0.78  # where the eyes' and the mouth's centres land, fractions of SIZE
 BLUR = 1.0  # pixels (Gaussian sigma) on the aligned face before its patterns: less noise from resampling
 GALLERY = 16  # descriptions kept of the followed person
-# The closest face is taken for the person only when the next one is this much farther. One person's
-# descriptions differ by up to ~0.2 (two real people, faces 60-190 px, lighter and darker, rolled
-# +-8 degrees, landmarks off by a pixel); the two people's by 0.45 and more.
+# The closest face is taken for the person only when the next one is this much farther. A frontal
+# face's descriptions differ by up to ~0.2 (two real people, faces 60-190 px, lighter and darker,
+# rolled +-8 degrees, landmarks off by a pixel), a head turned three-quarters' by up to ~0.4;
+# different people's by 0.45 and more.
 CLEARLY_CLOSER = 0.2
 SAME_PERSON = 0.25  # a lone face this close is taken for the person's (for the clip's identity only)
 
