@@ -11,8 +11,9 @@ the FLAME rig in it (the selected one, else the first this extension made). --fa
 person nearest that point on each clip's first frame (fractions of the frame's width and height
 from its top-left corner); without it, the largest face. --preview also writes DIR/<clip>.preview.mp4,
 the head drawn over every footage frame (for review without Blender). One backend stays
-warm for the whole batch. A clip that fails gets one line on stderr and the batch goes on; the
-exit code is 1 if any clip failed.
+warm for the whole batch. The import's warnings (e.g. frames that may show another person) are
+lines "bake: CLIP: warning: ..." on stderr. A clip that fails gets one line on stderr and the batch
+goes on; the exit code is 1 if any clip failed.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
         made = import_result(bpy.context, run.result_path, flame, onto_selected=args.rig is not None)
     except InputError as exc:
         raise BakeFailure(str(exc)) from None
+    for warning in made.warnings:  # what the panel reports: a batch user sees it too
+        print(f"bake: {clip}: warning: {warning}", file=sys.stderr, flush=True)
     temporary = target.with_name(f".{target.name}.tmp.blend")
     try:
         bpy.ops.wm.save_as_mainfile(filepath=str(temporary), copy=True)

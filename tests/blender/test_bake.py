@@ -142,3 +142,21 @@ def test_previews_and_the_baked_blend_renders_over_the_footage(demo, tmp_path):
     # most of the frame is the footage frame itself; the head (about a tenth of it) is not
     assert np.median(difference) < 12, np.median(difference)
     assert 0.03 < np.mean(difference > 30) < 0.3, np.mean(difference > 30)
+
+
+def test_the_imports_warnings_reach_the_batch_user(demo, tmp_path):
+    """Grace Hopper, then a cut to the astronaut alone: the import's warning naming those frames is a
+    line on stderr, and the clip is baked."""
+    command = ("import sys\nfrom pathlib import Path\n"
+               "from backend.demo_clip import FaceInShot, Shot, write_scene_clip\n"
+               "write_scene_clip(Path(sys.argv[1]), (1280, 720), [Shot(20, [FaceInShot(0.4, 0.45, 150, "
+               "person='hopper')]), Shot(10, [FaceInShot(0.6, 0.45, 140)], background='coffee')])\n")
+    clip = tmp_path / "two_people.mp4"
+    subprocess.run([str(BACKEND_PYTHON), "-c", command, str(clip)], cwd=REPO, check=True)
+    out = tmp_path / "out"
+    completed = bake(clip, "--out", out, "--flame", demo / "flame.safetensors", "--weights",
+                     demo / "demo_sheap_model.pt", "--backend-python", BACKEND_PYTHON, "--device", "cpu")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    warnings = [line for line in completed.stderr.splitlines() if line.startswith(f"bake: {clip}: warning: ")]
+    assert any("footage frames 20-29 may show another person" in line for line in warnings), completed.stderr[-3000:]
+    assert (out / "two_people.blend").is_file()
