@@ -123,21 +123,27 @@ class SHEAP_OT_face_from_clip_cursor(bpy.types.Operator):
         space = context.space_data
         return space is not None and space.type == "CLIP_EDITOR"
 
-    def execute(self, context):
+    @staticmethod
+    def _other_footage(context, clip: bpy.types.MovieClip) -> str | None:
+        """What the reconstruction reads when it is not the clip the editor shows (None: the same)."""
         from .reconstruct_operator import footage_of_clip
 
+        settings = context.scene.sheap
+        if settings.source == "CLIP":
+            run_clip = settings.chosen_clip(context)
+            return None if run_clip == clip else (run_clip.name if run_clip is not None else "no clip")
+        reads = settings.footage_path(context)
+        if reads and os.path.normcase(os.path.abspath(reads)) == os.path.normcase(footage_of_clip(clip)):
+            return None
+        return os.path.basename(reads.rstrip("/\\")) or "no footage"
+
+    def execute(self, context):
         settings, space, scene = context.scene.sheap, context.space_data, context.scene
         clip = space.clip
         if clip is None:
             self.report({"ERROR"}, "SHeaP: the Movie Clip editor shows no clip")
             return {"CANCELLED"}
-        if settings.source == "CLIP":
-            run_clip = settings.chosen_clip(context)
-            other = None if run_clip == clip else (run_clip.name if run_clip is not None else "no clip")
-        else:
-            reads = settings.footage_path(context)
-            same = reads and os.path.normcase(os.path.abspath(reads)) == os.path.normcase(footage_of_clip(clip))
-            other = None if same else (os.path.basename(reads.rstrip("/\\")) or "no footage")
+        other = self._other_footage(context, clip)
         if other is not None:
             self.report({"ERROR"}, f"SHeaP: the editor shows {clip.name}, but the reconstruction reads {other}: "
                                    f"choose that footage first")

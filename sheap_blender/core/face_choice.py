@@ -109,7 +109,6 @@ def followed_face(metadata: dict[str, str]) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-
 def other_person_warning(extra: dict[str, np.ndarray], valid: np.ndarray, frame_index: np.ndarray) -> str | None:
     """A warning naming the footage frames whose face may be another person's (the result's `identified`
     is 0 where it is valid); None when there are none or the result predates `identified`."""
