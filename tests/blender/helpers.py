@@ -17,6 +17,17 @@ from sheap_blender.core.result_format import PER_FRAME, Result, write_result
 
 PARENTS = np.array([-1, 0, 1, 1, 1])
 FOV = 14.2539
+# The closing lines of a script run by a child Blender process (its body sets up `status = 1` and
+# `try:`): exit 0 only when the body finished, print the traceback otherwise, and leave at once.
+CHILD_SCRIPT_END = """    status = 0
+except BaseException:
+    import traceback
+    traceback.print_exc()
+finally:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+"""
 
 
 def synthetic_flame(seed: int = 0, eyelids: bool = True, sha: str = "synthetic-flame") -> FlameModel:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import bpy
 import pytest
-from helpers import synthetic_flame, synthetic_result, write, write_flame
+from helpers import CHILD_SCRIPT_END, synthetic_flame, synthetic_result, write, write_flame
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,15 +95,7 @@ try:
                                               frame_start=0, frame_end=8) == {"FINISHED"}
         heads = [o for o in bpy.data.objects if o.get("sheap_role") == "head"]
         print("installed-run-ok", len(heads), flush=True)
-    status = 0
-except BaseException:
-    import traceback
-    traceback.print_exc()
-finally:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-"""
+""" + CHILD_SCRIPT_END
 
 
 def test_installs_as_an_extension_and_imports(built, tmp_path):

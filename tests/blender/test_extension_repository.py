@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from helpers import CHILD_SCRIPT_END
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((REPO / "blender_manifest.toml").read_text())["version"]
@@ -42,15 +43,7 @@ try:
     import importlib
     module = importlib.import_module("bl_ext.studio.sheap_blender")
     print("module", module.__file__, flush=True)
-    status = 0
-except BaseException:
-    import traceback
-    traceback.print_exc()
-finally:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-"""
+""" + CHILD_SCRIPT_END
 
 
 def build_repo(checkout: Path, repo_dir: Path) -> subprocess.CompletedProcess:
