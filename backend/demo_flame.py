@@ -333,3 +333,25 @@ def write_demo_flame(directory: str | os.PathLike) -> tuple[Path, Path]:
         _write_atomic(pkl, lambda out: _Python2Pickler(out, protocol=2).dump(model))
     _write_atomic(eyelids, lambda out: torch.save(torch.from_numpy(arrays["eyelids"].astype(np.float32)), out))
     return pkl, eyelids
+
+
+def demo_landmarks68(vertices: np.ndarray) -> np.ndarray:
+    """The stand-in's own 68 face-landmark vertices (Multi-PIE layout), as FLAME's published ids are for FLAME.
+
+    The reference head's 68 landmarks (ICT-FaceKit) are placed on the stand-in by the similarity that takes
+    the reference's eye centres, nose tip, mouth corners and chin onto the stand-in's own features, then each
+    is snapped to the nearest vertex of the stand-in's face.
+    """
+    from sheap_blender.core.arkit_reference import load_reference
+    from sheap_blender.core.mesh_transfer import fit_similarity
+
+    reference = load_reference()
+    marks = reference.neutral[reference.landmarks68]
+    source = np.stack([marks[36:42].mean(0), marks[42:48].mean(0), marks[30], marks[48], marks[54], marks[8]])
+    head = vertices[:HEAD_RINGS * HEAD_COLUMNS + 1]
+    front = np.flatnonzero(head[:, 2] > 0)
+    anchors_xy = np.array([EYE_XY[1], EYE_XY[0], _FEATURES[1, :2], [-0.026, -0.045], [0.026, -0.045], [0.0, -0.085]])
+    nearest = front[np.argmin(((head[front, None, :2] - anchors_xy[None]) ** 2).sum(-1), axis=0)]
+    target = np.column_stack([anchors_xy, head[nearest, 2]])
+    placed = fit_similarity(source, target).apply(marks)
+    return front[np.argmin(((head[front, None, :] - placed[None]) ** 2).sum(-1), axis=0)]
