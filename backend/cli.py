@@ -107,6 +107,28 @@ def cmd_flame(args: argparse.Namespace) -> None:
     print(f"wrote {output}: ({result.n_frames}, {flame.n_vertices}, 3) float32", flush=True)
 
 
+def cmd_arkit(args: argparse.Namespace) -> None:
+    from sheap_blender.core.arkit_solve import take_for_result
+    from sheap_blender.core.flame_model import load_flame
+    from sheap_blender.core.live_link_csv import write_live_link_csv
+    from sheap_blender.core.result_format import read_result
+
+    output = check_output(args.output, args.result, args.flame)
+    result = read_result(_absolute(args.result))
+    flame = load_flame(_absolute(args.flame))
+    cache = _absolute(args.cache) if args.cache else default_cache_dir()
+    take = take_for_result(result, flame, cache)
+    write_live_link_csv(output, take, result.fps)
+    demo = " (demo weights: the FLAME stand-in, not FLAME)" if flame.is_demo or result.is_demo else ""
+    print(f"wrote {output}: {result.n_frames} frames of ARKit-52 at {result.fps:g} fps{demo}", flush=True)
+
+
+def default_cache_dir() -> Path:
+    """Where built solves are kept: $XDG_CACHE_HOME/sheap-blender (~/.cache/sheap-blender)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sheap-blender"
+
+
 def cmd_export_ply(args: argparse.Namespace) -> None:
     from .splat_ply import export_ply
 
@@ -196,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     flame.add_argument("-o", "--output", required=True)
     flame.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     flame.set_defaults(run=cmd_flame)
+    arkit = commands.add_parser("arkit", help="a result's every frame as ARKit-52 coefficients -> Live Link Face CSV")
+    arkit.add_argument("result")
+    arkit.add_argument("--flame", required=True, help="the FLAME file the solve is built from (cached per file)")
+    arkit.add_argument("-o", "--output", required=True, help="the take (.csv)")
+    arkit.add_argument("--cache", help="folder for the built solve (default $XDG_CACHE_HOME/sheap-blender)")
+    arkit.set_defaults(run=cmd_arkit)
+
     ply = commands.add_parser("export-ply", help="a result's Gaussians at one footage frame -> 3DGS splat PLY")
     ply.add_argument("result")
     ply.add_argument("--frame", type=int, required=True, help="footage frame (frame_index of a result row)")

@@ -56,8 +56,8 @@ MIN_FACING = 0.5  # cosine: ... or whose normal turns away from the reference su
 # Regularisation, in weight units of the faintest shape (the smallest mean squared offset): its weight is
 # lowered by about L1_PULL (a shape must show above noise to count; larger shapes less, as 1/sqrt(energy)),
 # and a ridge of RIDGE times its energy, the same for every shape, keeps near-duplicates from trading off.
-L1_PULL = 0.02
-RIDGE = 0.02
+L1_PULL = 0.005
+RIDGE = 0.002
 SWEEPS = 60  # coordinate-descent sweeps; the solve's tests check convergence against many more
 
 

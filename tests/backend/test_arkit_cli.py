@@ -1,0 +1,64 @@
+"""`python -m backend arkit RESULT --flame FLAME -o TAKE.csv`: a Live Link Face take from a result, as users run it."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from backend_command import backend
+
+from sheap_blender.core.arkit_solve import take_for_result
+from sheap_blender.core.flame_model import load_flame
+from sheap_blender.core.live_link_csv import COLUMNS, read_live_link_csv, timecode
+from sheap_blender.core.result_format import read_result
+
+
+@pytest.fixture(scope="module")
+def result_file(demo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("arkit") / "astronaut.sheap.safetensors"
+    backend("reconstruct", demo / "astronaut.mp4", "-o", out, "--flame", demo / "generic_model.pkl", "--weights",
+            demo / "demo_sheap_model.pt", "--start", "5", "--end", "29", "--batch-size", "8", check=True)
+    return out
+
+
+def test_take_from_a_reconstructed_clip(demo, result_file, tmp_path):
+    take_path = tmp_path / "take.csv"
+    completed = backend("arkit", result_file, "--flame", demo / "flame.safetensors", "-o", take_path,
+                        "--cache", tmp_path / "cache", check=True)
+    assert "demo weights" in completed.stdout  # the stand-in FLAME is named as one
+    rows = list(csv.reader(take_path.read_text().splitlines()))
+    assert tuple(rows[0]) == COLUMNS and len(rows[0]) == 63
+    result = read_result(result_file)
+    assert len(rows) - 1 == result.n_frames == 24
+    assert all(row[1] == "61" for row in rows[1:])
+    assert [row[0] for row in rows[1:]] == [timecode(f, result.fps) for f in range(5, 29)]  # footage frames 5..28
+    assert rows[1][0] == "00:00:00:05.000"
+    # the values are the solve's for the same result and FLAME
+    expected = take_for_result(result, load_flame(demo / "flame.safetensors"))
+    read = read_live_link_csv(take_path, result.fps)
+    assert np.allclose(read.weights, expected.weights, atol=1e-5)
+    assert np.allclose(read.head, expected.head, atol=1e-5)
+    assert np.allclose(read.left_eye, expected.left_eye, atol=1e-5)
+    assert read.weights.min() >= 0 and read.weights.max() <= 1
+    assert list((tmp_path / "cache").glob("arkit-solve-*.safetensors"))  # built once, then cached
+
+
+@pytest.mark.parametrize("case", ["missing result", "not a result", "bad flame", "output is a folder"])
+def test_bad_input_is_one_line_and_no_file(demo, result_file, tmp_path, case):
+    result, flame, output = result_file, demo / "flame.safetensors", tmp_path / "take.csv"
+    if case == "missing result":
+        result = tmp_path / "nothing.safetensors"
+    elif case == "not a result":
+        result = demo / "flame.safetensors"
+    elif case == "bad flame":
+        flame = tmp_path / "flame.safetensors"
+        flame.write_bytes(b"\x00" * 64)
+    else:
+        output = tmp_path / "folder"
+        output.mkdir()
+    completed = backend("arkit", result, "--flame", flame, "-o", output, "--cache", tmp_path / "cache")
+    assert completed.returncode == 2, completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in completed.stderr
+    assert not (tmp_path / "take.csv").exists() and not list(tmp_path.glob(".take.csv*"))
