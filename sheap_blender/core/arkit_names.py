@@ -52,6 +52,8 @@ _UNSIDED = {_canonical(_words(name)): name for name in ARKIT_NAMES if not name.e
 def channel_for_key(key_name: str) -> str | None:
     """The ARKit name a shape key drives, or None; leading words that are not part of it (prefixes) are skipped."""
     words = _words(key_name)
+    while words and words[-1].isdigit():  # Blender's duplicate suffix (.001) or a trailing number
+        words.pop()
     for start in range(len(words)):
         tail = words[start:]
         if not any(w not in _SIDES for w in tail):

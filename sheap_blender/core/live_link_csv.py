@@ -70,6 +70,9 @@ def write_live_link_csv(path: str | os.PathLike, take: LiveLinkTake, fps: float)
                                ("left_eye", take.left_eye, 3), ("right_eye", take.right_eye, 3)):
         if np.shape(array) != (n, width) or not np.isfinite(array).all():
             raise ValueError(f"take.{name}: expected ({n}, {width}) finite values, got {np.shape(array)}")
+    frames = np.asarray(take.frames, dtype=np.float64)
+    if frames.shape != (n,) or not np.isfinite(frames).all() or (frames < 0).any():
+        raise ValueError(f"take.frames: expected ({n},) finite frame numbers >= 0")
     values = np.concatenate([take.weights, take.head, take.left_eye, take.right_eye], axis=1)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -91,9 +94,10 @@ def read_live_link_csv(path: str | os.PathLike, fps: float) -> LiveLinkTake:
             rows = list(csv.reader(stream))
     except FileNotFoundError:
         raise InputError(path, "CSV file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(path, f"cannot read the CSV file ({error.__class__.__name__})") from None
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    numbered = [(line, row) for line, row in enumerate(rows, 1) if any(cell.strip() for cell in row)]
+    rows = [row for _, row in numbered]
     if not rows:
         raise InputError(path, "empty CSV file, not a Live Link Face take")
     header = [cell.strip() for cell in rows[0]]
@@ -114,8 +118,7 @@ def read_live_link_csv(path: str | os.PathLike, fps: float) -> LiveLinkTake:
     weights = np.zeros((n, N_ARKIT))
     rotations = np.zeros((n, len(ROTATION_COLUMNS)))
     rotation_index = [columns.get(_column_key(name)) for name in ROTATION_COLUMNS]
-    for r, row in enumerate(rows[1:]):
-        line = r + 2
+    for r, (line, row) in enumerate(numbered[1:]):
         try:
             frames[r] = timecode_frame(row[columns["timecode"]], fps)
             for channel, i in channel_columns.items():
