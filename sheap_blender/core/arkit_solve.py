@@ -20,8 +20,11 @@ Solve, per frame:
   FLAME jaw (skinning and pose correctives) best reproduces the reference's transferred shape;
   the expression's own share of those channels (lips parted without the jaw) is added.
   eyeLookIn/Out/Up/Down are each eye's yaw and pitch over the eye's full range, read from the
-  reference: the angle its upper lid turns about the eye's centre in eyeLookDown. The lid shapes
-  that come with gaze in the reference are left out of the fit (FLAME's eyelids are not gaze).
+  reference: the angle its upper lid turns about the eye's centre in eyeLookDown. The lids follow
+  the eye up and down (in the reference's gaze shapes, as in people): the fit may explain the lids
+  by that motion, up to the frame's own eyeLookUp/Down, so lids lowered by a downward look read as
+  eyeLookDown, not as a blink (ARKit's own gaze shapes carry it on the character), while lids that
+  do not follow are no blink either.
 - The head's rotation relative to the camera is FLAME's root and neck together.
 Rotations are returned as yaw, pitch, roll in radians, right-handed about ARKit's face axes (+X the
 face's left, +Y up, +Z out of the face): R = Ry(yaw) Rx(pitch) Rz(roll).
@@ -79,12 +82,14 @@ class Calibration:
     vertex_weight: np.ndarray  # (R,) their share of the face's area, summing to 1
     basis: np.ndarray  # (S, R, 3) metres: the fitted shapes on those vertices
     shape_channels: tuple[str, ...]  # (S,) the ARKit channel of each fitted shape
+    gaze_basis: np.ndarray  # (8, R, 3) metres: the lid motion of each GAZE_CHANNELS shape at 1
     gaze_full_scale: float  # radians of eye turn for eyeLook* = 1
     jaw_full_scale: np.ndarray  # (3,) signed radians of jaw pitch for jawOpen = 1, of yaw for jawLeft, jawRight
 
     def to_tensors(self) -> dict[str, np.ndarray]:
         return {"region": self.region.astype(np.int64), "vertex_weight": self.vertex_weight.astype(np.float64),
-                "basis": self.basis.astype(np.float32), "gaze_full_scale": np.array([self.gaze_full_scale]),
+                "basis": self.basis.astype(np.float32), "gaze_basis": self.gaze_basis.astype(np.float32),
+                "gaze_full_scale": np.array([self.gaze_full_scale]),
                 "jaw_full_scale": self.jaw_full_scale.astype(np.float64)}
 
 
@@ -183,12 +188,14 @@ def calibrate(model: FlameModel, reference: ArkitReference) -> Calibration:
                                f"({len(region)} vertices within {MAX_DISTANCE * 1000:.0f} mm)")
     fitted = [i for i, channel in enumerate(reference.channels) if channel not in GAZE_CHANNELS]
     basis = transferred.offsets[fitted][:, transferred.covered]
+    gaze = [reference.channels.index(channel) for channel in GAZE_CHANNELS]
+    gaze_basis = transferred.offsets[gaze][:, transferred.covered]
     area = vertex_areas(model.v_template, model.faces)[region]
     channels = tuple(reference.channels[i] for i in fitted)
     vertex_weight = area / area.sum()
     jaw = jaw_full_scale(model, region, vertex_weight, {c: basis[channels.index(c)] for c in JAW_CHANNELS})
     return Calibration(region=region, vertex_weight=vertex_weight, basis=basis, shape_channels=channels,
-                       gaze_full_scale=gaze_full_scale(reference), jaw_full_scale=jaw)
+                       gaze_basis=gaze_basis, gaze_full_scale=gaze_full_scale(reference), jaw_full_scale=jaw)
 
 
 def _cache_name(model: FlameModel, reference_path: Path) -> str:
@@ -207,11 +214,16 @@ class ArkitSolver:
         expression = model.shapedirs[region][:, :, N_SHAPE:].reshape(3 * n_region, -1).T  # (100, 3R)
         lids = model.eyelid_dirs if model.eyelid_dirs is not None else np.zeros((model.n_vertices, 3, 2))
         self._offset_dirs = np.concatenate([expression, lids[region].reshape(3 * n_region, 2).T])  # (102, 3R)
-        # least squares in millimetres over the face's area: G = B^T W B, h = B^T W d
-        basis_mm = calibration.basis.reshape(len(calibration.shape_channels), -1) * 1000.0  # (S, 3R)
+        # Least squares in millimetres over the face's area: G = B^T W B, h = B^T W d. The columns are the
+        # fitted shapes, then the lid motion of looking up and down, which a frame may use up to its own gaze.
+        self._lid_channels = tuple(c for c in GAZE_CHANNELS if "Up" in c or "Down" in c)
+        lid_basis = calibration.gaze_basis[[GAZE_CHANNELS.index(c) for c in self._lid_channels]]
+        self.columns = np.concatenate([calibration.basis, lid_basis])  # (S + 4, R, 3) metres
+        basis_mm = self.columns.reshape(len(self.columns), -1) * 1000.0
         weight = np.repeat(calibration.vertex_weight, 3)
-        self._project = (basis_mm * weight).T  # (3R, S): d (mm) -> h
-        self._params_to_h = self._offset_dirs * 1000.0 @ self._project  # (102, S): offsets are linear in params
+        self._project = (basis_mm * weight).T  # (3R, S + 4): d (mm) -> h
+        self._params_to_h = self._offset_dirs * 1000.0 @ self._project  # (102, S + 4): offsets are linear in params
+        self._lid_index = np.array([ARKIT_INDEX[c] for c in self._lid_channels])
         gram = basis_mm * weight @ basis_mm.T
         energy = np.diag(gram).copy()
         faintest = max(energy.min(), 1e-12)
@@ -234,6 +246,7 @@ class ArkitSolver:
                 calibration = Calibration(
                     region=tensors["region"], vertex_weight=tensors["vertex_weight"],
                     basis=tensors["basis"].astype(np.float64),
+                    gaze_basis=tensors["gaze_basis"].astype(np.float64),
                     shape_channels=tuple(metadata["shape_channels"].split(",")),
                     gaze_full_scale=float(tensors["gaze_full_scale"][0]),
                     jaw_full_scale=tensors["jaw_full_scale"])
@@ -254,21 +267,34 @@ class ArkitSolver:
         coefficients = np.concatenate([params.expr, params.eyelids], axis=1).astype(np.float64)
         return (coefficients @ self._offset_dirs).reshape(len(coefficients), -1, 3)
 
-    def shape_weights(self, offsets: np.ndarray) -> np.ndarray:
-        """(F, R, 3) metres of face motion -> (F, S) weights of the fitted shapes in 0..1."""
-        return self._fit(offsets.reshape(len(offsets), -1) * 1000.0 @ self._project)
+    def shape_weights(self, offsets: np.ndarray, joints: np.ndarray | None = None) -> np.ndarray:
+        """(F, R, 3) metres of face shape -> (F, S) weights of the fitted shapes in 0..1.
 
-    def _fit(self, h: np.ndarray) -> np.ndarray:
-        """Bounded least squares for every frame: min 1/2 w'Gw - h'w + pull'w over 0 <= w <= 1."""
+        `joints` (F, 52): coefficients read from the joints; their eyeLookUp/Down let the lids follow the gaze.
+        """
+        return self.column_weights(offsets, joints)[:, :len(self.calibration.basis)]
+
+    def column_weights(self, offsets: np.ndarray, joints: np.ndarray | None = None) -> np.ndarray:
+        """(F, R, 3) -> (F, S + 4): the fitted shapes' weights, then the gaze-following lids' (see `columns`)."""
+        return self._fit(offsets.reshape(len(offsets), -1) * 1000.0 @ self._project, joints)
+
+    def _fit(self, h: np.ndarray, joints: np.ndarray | None) -> np.ndarray:
+        """Bounded least squares for every frame: min 1/2 w'Gw - h'w + pull'w over 0 <= w <= upper.
+
+        The upper bound is 1 for the shapes, and the frame's own eyeLookUp/Down for the lids following them.
+        """
         h = h - self._pull
+        upper = np.ones_like(h)
+        n_shapes = len(self.calibration.basis)
+        upper[:, n_shapes:] = 0.0 if joints is None else joints[:, self._lid_index]
         gram = self._gram
         diagonal = np.maximum(np.diag(gram), 1e-12)
         # start from the unconstrained solution, clipped; then projected coordinate descent
-        weights = np.clip(np.linalg.solve(gram, h.T).T, 0.0, 1.0)
+        weights = np.clip(np.linalg.solve(gram, h.T).T, 0.0, upper)
         for _ in range(SWEEPS):
             for k in range(gram.shape[0]):
                 step = (h[:, k] - weights @ gram[:, k]) / diagonal[k]
-                weights[:, k] = np.clip(weights[:, k] + step, 0.0, 1.0)
+                weights[:, k] = np.clip(weights[:, k] + step, 0.0, upper[:, k])
         return weights
 
     def channel_weights(self, shape_weights: np.ndarray) -> np.ndarray:
@@ -300,8 +326,9 @@ class ArkitSolver:
         head = yaw_pitch_roll(rotations[:, 0] @ rotations[:, 1])
         left_eye, right_eye = yaw_pitch_roll(rotations[:, 3]), yaw_pitch_roll(rotations[:, 4])
         coefficients = np.concatenate([params.expr, params.eyelids], axis=1).astype(np.float64)
-        weights = self.channel_weights(self._fit(coefficients @ self._params_to_h))
-        weights += self.gaze_weights(left_eye, right_eye) + self.jaw_weights(yaw_pitch_roll(rotations[:, 2]))
+        joints = self.gaze_weights(left_eye, right_eye) + self.jaw_weights(yaw_pitch_roll(rotations[:, 2]))
+        fitted = self._fit(coefficients @ self._params_to_h, joints)[:, :len(self.calibration.basis)]
+        weights = self.channel_weights(fitted) + joints
         return ArkitFrames(weights=np.clip(weights, 0.0, 1.0), head=head, left_eye=left_eye, right_eye=right_eye)
 
 
