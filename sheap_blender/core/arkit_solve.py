@@ -198,6 +198,22 @@ def calibrate(model: FlameModel, reference: ArkitReference) -> Calibration:
                        gaze_basis=gaze_basis, gaze_full_scale=gaze_full_scale(reference), jaw_full_scale=jaw)
 
 
+def bounded_least_squares(gram: np.ndarray, h: np.ndarray, upper: np.ndarray | float = 1.0) -> np.ndarray:
+    """Each row's min 1/2 w'Gw - h'w over 0 <= w <= upper: (S, S), (F, S) -> (F, S).
+
+    Projected coordinate descent (Gauss-Seidel with clipping) for all rows at once, from the clipped
+    unconstrained solution; it converges for any positive definite G, near-duplicate columns included.
+    """
+    upper = np.broadcast_to(upper, h.shape)
+    diagonal = np.maximum(np.diag(gram), 1e-12)
+    weights = np.clip(np.linalg.solve(gram, h.T).T, 0.0, upper)
+    for _ in range(SWEEPS):
+        for k in range(gram.shape[0]):
+            step = (h[:, k] - weights @ gram[:, k]) / diagonal[k]
+            weights[:, k] = np.clip(weights[:, k] + step, 0.0, upper[:, k])
+    return weights
+
+
 def _cache_name(model: FlameModel, reference_path: Path) -> str:
     flame = model.source_sha256 or hashlib.sha256(model.v_template.tobytes()).hexdigest()
     return f"{SOLVE_VERSION}-{flame[:16]}-{file_sha256(reference_path)[:12]}.safetensors"
@@ -283,19 +299,9 @@ class ArkitSolver:
 
         The upper bound is 1 for the shapes, and the frame's own eyeLookUp/Down for the lids following them.
         """
-        h = h - self._pull
         upper = np.ones_like(h)
-        n_shapes = len(self.calibration.basis)
-        upper[:, n_shapes:] = 0.0 if joints is None else joints[:, self._lid_index]
-        gram = self._gram
-        diagonal = np.maximum(np.diag(gram), 1e-12)
-        # start from the unconstrained solution, clipped; then projected coordinate descent
-        weights = np.clip(np.linalg.solve(gram, h.T).T, 0.0, upper)
-        for _ in range(SWEEPS):
-            for k in range(gram.shape[0]):
-                step = (h[:, k] - weights @ gram[:, k]) / diagonal[k]
-                weights[:, k] = np.clip(weights[:, k] + step, 0.0, upper[:, k])
-        return weights
+        upper[:, len(self.calibration.basis):] = 0.0 if joints is None else joints[:, self._lid_index]
+        return bounded_least_squares(self._gram, h - self._pull, upper)
 
     def channel_weights(self, shape_weights: np.ndarray) -> np.ndarray:
         """(F, S) -> (F, 52): split halves (browInnerUp_L/_R) averaged into their channel."""
