@@ -29,7 +29,7 @@ BACKEND_FILES = ("backend", "scripts/setup_env.py")
 BACKEND_CORE_PACKAGE = '"""The extension\'s `core` (pure NumPy), bundled for the backend process; not the add-on."""\n'
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIP_SUFFIXES = {".pyc", ".pyo", ".so", ".tmp"}
-DATA_SUFFIXES = {".py", ".txt", ".toml", ".md", ".json"}
+DATA_SUFFIXES = {".py", ".txt", ".toml", ".md", ".json", ".safetensors"}  # .safetensors: core/data (ARKit reference)
 BLENDER_EXT = "*/scripts/addons_core/bl_pkg/cli/blender_ext.py"  # inside a bpy module: Blender's extension CLI
 
 

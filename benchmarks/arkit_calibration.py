@@ -162,6 +162,8 @@ def main() -> int:
     share = hits.mean()
     print(f"same-named channel largest: {hits.sum()} of {len(hits)} ({share:.0%}); without the 8 gaze shapes "
           f"{hits[~gaze].sum()} of {(~gaze).sum()} ({hits[~gaze].mean():.0%})")
+    top3 = np.mean([ARKIT_INDEX[n] in np.argsort(-row)[:3] for n, row in zip(crossed.names, crossed.weights)])
+    print(f"same-named channel among the three largest: {top3:.0%}")
     met = share >= CROSS_SOURCE_GOAL
     misses += not met
     print(f"goal: the same-named channel largest for >= {CROSS_SOURCE_GOAL:.0%} of Apple's shapes: {verdict(met)}")

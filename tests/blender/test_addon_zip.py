@@ -49,6 +49,10 @@ def test_zip_layout(built):
                    "core/camera.py", "core/rotation.py", "core/result_format.py", "core/flame_model.py"):
         assert module in names, module
     assert "backend_src/backend/__main__.py" in names
+    # the ARKit reference the character solve is built from, with its licence, in both copies of core
+    for prefix in ("", "backend_src/sheap_blender/"):
+        assert {f"{prefix}core/data/ict_facekit_arkit.safetensors", f"{prefix}core/data/ICT-FaceKit-LICENSE.txt",
+                f"{prefix}core/arkit_solve.py"} <= set(names), prefix
     # the backend's own copy of core: its path then holds nothing but its code
     assert {"backend_src/sheap_blender/__init__.py", "backend_src/sheap_blender/core/camera.py"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/")]
