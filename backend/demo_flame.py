@@ -25,6 +25,7 @@ import torch
 
 from sheap_blender.core.atomic_file import replacing
 from sheap_blender.core.flame_model import N_EXPR, N_FACES, N_POSE_FEATURES, N_SHAPE, N_VERTICES
+from sheap_blender.core.mesh_transfer import vertex_normals
 
 PICKLE_NAME = "generic_model.pkl"
 EYELIDS_NAME = "eyelids.pt"
@@ -115,15 +116,6 @@ def _outward(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     v = vertices[faces] - vertices[np.unique(faces)].mean(0)
     volume = np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum()
     return faces if volume > 0 else faces[:, ::-1].copy()
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals."""
-    v = vertices[faces]
-    face_normals = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-    normals = np.zeros_like(vertices)
-    np.add.at(normals, faces.ravel(), np.repeat(face_normals, 3, axis=0))
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 def _gaussians(points: np.ndarray, centres: np.ndarray, sigmas: np.ndarray) -> np.ndarray:

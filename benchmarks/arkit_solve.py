@@ -36,6 +36,8 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from machine import cpu_name  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 from sheap_blender.core.arkit_solve import ArkitSolver  # noqa: E402
 from sheap_blender.core.flame_model import FlameModel, load_flame  # noqa: E402
 from sheap_blender.core.flame_params import WIDTHS, FlameParams  # noqa: E402
@@ -47,16 +49,6 @@ def spread(values: list[float]) -> str:
     median = statistics.median(values)
     relative = (max(values) - min(values)) / median
     return f"{median:10.1f}  [{min(values):.1f} .. {max(values):.1f}, spread {relative:4.0%}]"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def pin_to_one_core() -> str:

@@ -44,6 +44,7 @@ import backend  # noqa: E402, F401, I001 - first: it sets the OpenMP wait policy
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from machine import cpu_name  # noqa: E402  (benchmarks/machine.py, beside this script)
 from backend.crop import BoxSmoother, box_from_landmarks, crop_image  # noqa: E402
 from backend.demo_clip import write_demo_clip  # noqa: E402
 from backend.demo_flame import write_demo_flame  # noqa: E402
@@ -245,16 +246,6 @@ def measure_memory(work: Path, flame_path: Path, weights: Path, seconds: tuple[i
               f"{duration * 30 / (time.perf_counter() - start):.1f} frames/s", flush=True)
         rows.append((duration, mb))
     return rows
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def goal(ok: bool, text: str, misses: list[str]) -> None:
