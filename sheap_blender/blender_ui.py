@@ -95,9 +95,9 @@ CLASSES = (SHEAP_OT_import_result,)
 
 def _modules():
     """Every module with classes to register, in order (preferences first, panels last)."""
-    from . import panel, preferences, reconstruct_operator
+    from . import character_mapping, character_operator, character_panel, panel, preferences, reconstruct_operator
 
-    return (preferences, None, reconstruct_operator, panel)
+    return (preferences, None, reconstruct_operator, character_mapping, character_operator, panel, character_panel)
 
 
 def _classes() -> list:
@@ -108,18 +108,20 @@ def _classes() -> list:
 
 
 def register() -> None:
-    from . import panel
+    from . import character_mapping, panel
 
     for cls in _classes():
         bpy.utils.register_class(cls)
     panel.register_properties()
+    character_mapping.register_properties()
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
 
 
 def unregister() -> None:
-    from . import panel
+    from . import character_mapping, panel
 
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
+    character_mapping.unregister_properties()
     panel.unregister_properties()
     for cls in reversed(_classes()):
         bpy.utils.unregister_class(cls)

@@ -130,7 +130,7 @@ def _find_rig_for(scene: bpy.types.Scene, result_path: str) -> bpy.types.Object 
 # ---------------------------------------------------------------------------------------- transaction
 
 
-class _Transaction:
+class Transaction:
     """Remembers what an import creates and changes, to take it all back on failure."""
 
     def __init__(self, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer):
@@ -352,7 +352,7 @@ def import_result(
 
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
-    tx = _Transaction(scene, view_layer)
+    tx = Transaction(scene, view_layer)
     try:
         if root is None:
             collection = tx.add(bpy.data.collections.new(collection_name))
@@ -506,7 +506,7 @@ def _restore_background(camera: bpy.types.Camera, previous: list) -> None:
     camera.show_background_images = bool(previous)
 
 
-def _remember_geometry(tx: _Transaction, arm: bpy.types.Object, head: bpy.types.Object,
+def _remember_geometry(tx: Transaction, arm: bpy.types.Object, head: bpy.types.Object,
                        view_layer: bpy.types.ViewLayer) -> None:
     """Before re-animating a rig in place: how to put its rest pose and shape keys back."""
     heads = np.array([arm.data.bones[name].head_local[:] for name in JOINT_NAMES if name in arm.data.bones])

@@ -50,7 +50,7 @@ from .mesh_transfer import closest_surface_points, fit_similarity, thin_plate_wa
 from .result_format import Result
 from .rotation import axis_angle_to_matrix
 
-SOLVE_VERSION = "arkit-solve-1"
+SOLVE_VERSION = "arkit-solve-2"  # raise whenever what `calibrate` builds changes: caches are keyed by it
 GAZE_CHANNELS = tuple(f"eyeLook{d}{s}" for s in ("Left", "Right") for d in ("Down", "In", "Out", "Up"))
 JAW_CHANNELS = ("jawOpen", "jawLeft", "jawRight")  # the jaw joint's pitch, yaw, yaw
 JAW_SEARCH = np.linspace(-0.8, 0.8, 321)  # radians tried for each jaw channel's full range
@@ -143,7 +143,13 @@ def jaw_full_scale(model: FlameModel, region: np.ndarray, vertex_weight: np.ndar
         axis_angles[:, axis] = JAW_SEARCH
         moved = jaw_offsets(model, region, axis_angle_to_matrix(axis_angles))
         error = (((moved - shapes[channel]) ** 2).sum(-1) * vertex_weight).sum(-1)
-        scales.append(JAW_SEARCH[np.argmin(error)])
+        best = int(np.clip(np.argmin(error), 1, len(JAW_SEARCH) - 2))
+        # the parabola through the best grid angle and its neighbours: a continuous minimum, so that last-bit
+        # differences between machines move it by as little, not by a whole grid step
+        before, at, after = error[best - 1:best + 2]
+        curvature = before - 2 * at + after
+        step = 0.5 * (before - after) / curvature if curvature > 0 else 0.0
+        scales.append(JAW_SEARCH[best] + np.clip(step, -1.0, 1.0) * (JAW_SEARCH[1] - JAW_SEARCH[0]))
     return np.array(scales)
 
 
@@ -169,8 +175,8 @@ def transfer_shapes(model: FlameModel, reference: ArkitReference,
     if vertices is None:
         vertices = np.flatnonzero(model.weights[:, 3:5].sum(1) <= 0.5)  # not the eyeballs
     face_triangles = reference.face_triangles
-    surface = closest_surface_points(template[vertices], warped, face_triangles)
     flame_normals = vertex_normals(template, model.faces)[vertices]
+    surface = closest_surface_points(template[vertices], warped, face_triangles, point_normals=flame_normals)
     ref_normals = surface.sample(face_triangles, vertex_normals(warped, face_triangles))
     ref_normals /= np.maximum(np.linalg.norm(ref_normals, axis=1, keepdims=True), 1e-12)
     covered = (surface.distance < MAX_DISTANCE) & (np.einsum("ij,ij->i", flame_normals, ref_normals) > MIN_FACING)
@@ -187,9 +193,10 @@ def calibrate(model: FlameModel, reference: ArkitReference) -> Calibration:
         raise InputError(None, f"the FLAME model's face does not line up with the ARKit reference "
                                f"({len(region)} vertices within {MAX_DISTANCE * 1000:.0f} mm)")
     fitted = [i for i, channel in enumerate(reference.channels) if channel not in GAZE_CHANNELS]
-    basis = transferred.offsets[fitted][:, transferred.covered]
+    # float32 as the cache stores them: a solve built now equals one loaded from the cache later
+    basis = transferred.offsets[fitted][:, transferred.covered].astype(np.float32).astype(np.float64)
     gaze = [reference.channels.index(channel) for channel in GAZE_CHANNELS]
-    gaze_basis = transferred.offsets[gaze][:, transferred.covered]
+    gaze_basis = transferred.offsets[gaze][:, transferred.covered].astype(np.float32).astype(np.float64)
     area = vertex_areas(model.v_template, model.faces)[region]
     channels = tuple(reference.channels[i] for i in fitted)
     vertex_weight = area / area.sum()

@@ -123,9 +123,18 @@ class SurfacePoints:
         return np.einsum("...nkc,nk->...nc", values[..., corners, :], self.weights)
 
 
+TIE = 1e-6  # metres: closest points nearer to each other than this are told apart by how they face
+
+
 def closest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
-                           candidates: int = 8) -> SurfacePoints:
-    """The closest point of the mesh to each query point, searched on the triangles of its nearest vertices."""
+                           candidates: int = 8, point_normals: np.ndarray | None = None) -> SurfacePoints:
+    """The closest point of the mesh to each query point, searched on the triangles of its nearest vertices.
+
+    With `point_normals`, of points within TIE of the closest, the one whose surface faces most like the
+    query's normal wins: where two surfaces touch (closed lips) the choice is then the same on every
+    machine, not whichever the arithmetic's last bit favours.
+    """
+    surface_normals = vertex_normals(vertices, triangles) if point_normals is not None else None
     used = np.unique(triangles)
     nearest = np.empty((len(points), candidates), dtype=np.int64)
     for start in range(0, len(points), 1024):
@@ -137,6 +146,7 @@ def closest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: 
     starts = np.searchsorted(triangles.ravel()[order], np.arange(len(vertices) + 1))
     owner = order // 3
     best_d = np.full(len(points), np.inf)
+    best_score = np.full(len(points), np.inf)
     best_t = np.zeros(len(points), dtype=np.int64)
     best_w = np.zeros((len(points), 3))
     for k in range(candidates):
@@ -149,11 +159,16 @@ def closest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: 
         weights = _closest_on_triangles(points[query], corners[:, 0], corners[:, 1], corners[:, 2])
         closest = np.einsum("nk,nkc->nc", weights, corners)
         dist = np.linalg.norm(closest - points[query], axis=1)
+        score = dist
+        if surface_normals is not None:
+            normal = np.einsum("nk,nkc->nc", weights, surface_normals[triangles[tri]])
+            normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+            score = dist - TIE * np.einsum("nc,nc->n", normal, point_normals[query])
         better = np.zeros(len(dist), dtype=bool)
-        # per query, the best of this round: sort by (query, distance) and take the first of each query
-        rank = np.lexsort((dist, query))
+        # per query, the best of this round: sort by (query, score) and take the first of each query
+        rank = np.lexsort((score, query))
         first = rank[np.r_[True, query[rank][1:] != query[rank][:-1]]]
-        better[first] = dist[first] < best_d[query[first]]
+        better[first] = score[first] < best_score[query[first]]
         q = query[better]
-        best_d[q], best_t[q], best_w[q] = dist[better], tri[better], weights[better]
+        best_score[q], best_d[q], best_t[q], best_w[q] = score[better], dist[better], tri[better], weights[better]
     return SurfacePoints(best_t, best_w, best_d)

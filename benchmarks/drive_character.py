@@ -1,0 +1,151 @@
+"""Benchmark: Drive Character on a 10,000-frame result, against a keyframe_insert loop.
+
+    .venv-bpy45/bin/python benchmarks/drive_character.py [--frames 10000] [--repeats 5] [--slice 300]
+
+The character is ICT-FaceKit's ARKit head (11,248 vertices, 53 shape keys) with a head bone; the
+FLAME is the demo stand-in (made by `.venv/bin/python -m backend make-demo`), the result synthetic.
+Times, as medians of `--repeats` runs onto a character without animation: the whole drive
+(`character.drive_with_result`: read the result and FLAME, solve the take, key 53 shape keys and the
+bone on every frame, markers, scene) with the solve already built (the first drive builds it once per
+FLAME file; printed apart), and the keying alone (`character.key_take` on a solved take). Baseline:
+one `keyframe_insert` per key and frame on the first `--slice` frames of the same take, into empty
+curves, scaled to every frame (a lower bound: each insert costs more as its curve grows). Goal: the
+whole drive in <= 2 s. Exits with os._exit: bpy can hang in interpreter shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "blender"))
+
+
+def clear(obj, rig) -> None:
+    """Take the character's and the bone's animation away (their actions removed)."""
+    import bpy
+
+    for owner in (obj.data.shape_keys, rig):
+        if owner.animation_data is not None and owner.animation_data.action is not None:
+            action = owner.animation_data.action
+            owner.animation_data_clear()
+            bpy.data.actions.remove(action)
+
+
+def loop_seconds_a_key(obj, rig, take, mapping, n: int) -> float:
+    """Seconds a key for keyframe_insert on frames 1..n, shape keys and the bone's quaternion, into empty curves."""
+    from sheap_blender.core.arkit_names import ARKIT_INDEX
+    from sheap_blender.core.head_rotation import head_turn_in_blender, in_rest_frame, rotation_channels
+
+    blocks = [(obj.data.shape_keys.key_blocks[key], ARKIT_INDEX[channel]) for key, channel in mapping.items()]
+    bone = rig.pose.bones["head"]
+    rest = [list(row) for row in rig.data.bones["head"].matrix_local.to_3x3()]
+    _, quaternions = rotation_channels(in_rest_frame(head_turn_in_blender(take.head[:n]), rest), "QUATERNION")
+    started = time.perf_counter()
+    count = 0
+    for row in range(n):
+        frame = float(take.frames[row])
+        for block, channel in blocks:
+            block.value = take.weights[row, channel]
+            block.keyframe_insert("value", frame=frame)
+        bone.rotation_quaternion = quaternions[row]
+        bone.keyframe_insert("rotation_quaternion", frame=frame)
+        count += len(blocks) + 4
+    return (time.perf_counter() - started) / count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--slice", type=int, default=300, help="frames of the keyframe_insert loop (scaled up)")
+    args = parser.parse_args()
+
+    import bpy
+    from helpers import synthetic_result, write
+    from ict_character import build_character
+
+    import sheap_blender
+    from sheap_blender import character, character_mapping
+    from sheap_blender.core.flame_model import load_flame
+
+    sheap_blender.register()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "backend", "make-demo", str(tmp)], cwd=REPO,
+                       check=True, capture_output=True)
+        flame = tmp / "flame.safetensors"
+        result = synthetic_result(args.frames, flame_sha=load_flame(flame).source_sha256, demo=True,
+                                  valid_ratio=0.95)
+        result.params["expr"] *= 0.5
+        result_path = write(tmp / "bench.sheap.safetensors", result)
+
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        obj = build_character(habit="cc")
+        rig = bpy.data.objects.new("Body", bpy.data.armatures.new("Body"))
+        bpy.context.scene.collection.objects.link(rig)
+        bpy.context.view_layer.objects.active = rig
+        bpy.ops.object.mode_set(mode="EDIT")
+        bone = rig.data.edit_bones.new("head")
+        bone.head, bone.tail = (0.0, 0.0, -0.05), (0.0, 0.0, 0.1)
+        bpy.ops.object.mode_set(mode="OBJECT")
+        obj.sheap_character.head_armature, obj.sheap_character.head_bone = rig, "head"
+        character_mapping.store_mapping(obj, character_mapping.automatic_mapping(obj))
+        source = character.Source(result_path, str(flame), 1)
+        context = bpy.context
+
+        started = time.perf_counter()
+        driven = character.drive_with_result(context, obj, source)
+        first = time.perf_counter() - started
+        n_keys = driven.n_keys
+        print(f"Blender {bpy.app.version_string}, {args.frames} frames, {len(driven.report.driven_keys)} shape keys "
+              f"+ a head bone, {n_keys:,} keys")
+        print(f"first drive (builds or loads the solve for this FLAME): {first:.3f} s")
+
+        whole, keying = [], []
+        take = character.take_from_result(source)
+        for _ in range(args.repeats):
+            clear(obj, rig)
+            started = time.perf_counter()
+            character.drive_with_result(context, obj, source)
+            whole.append(time.perf_counter() - started)
+            clear(obj, rig)
+            started = time.perf_counter()
+            character.key_take(context, obj, take, set_scene=True)
+            keying.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        character.drive_with_result(context, obj, source)  # again, onto the take already there
+        redrive = time.perf_counter() - started
+        median, keys_median = statistics.median(whole), statistics.median(keying)
+        spread = f"{min(whole):.3f}-{max(whole):.3f}"
+        print(f"Drive Character, whole (read, solve, key): median {median:.3f} s over {args.repeats} runs ({spread})")
+        print(f"keying alone: median {keys_median:.3f} s ({keys_median / n_keys * 1e6:.3f} us a key); "
+              f"re-driving onto the previous take {redrive:.3f} s")
+
+        clear(obj, rig)
+        n = min(args.slice, args.frames)
+        per_key = loop_seconds_a_key(obj, rig, take, character_mapping.stored_mapping(obj), n)
+        scaled = per_key * n_keys
+        print(f"keyframe_insert loop, first {n} frames into empty curves: {per_key * 1e6:.1f} us a key, "
+              f"{scaled:.1f} s scaled to {args.frames} frames (a lower bound)")
+        print(f"speed-up: at least {scaled / median:.0f}x the whole drive, {scaled / keys_median:.0f}x the keying")
+        goal = median <= 2.0
+        print(f"goal (whole drive <= 2 s for {args.frames} frames): {'met' if goal else 'NOT met'}")
+    sys.stdout.flush()
+    return 0 if goal else 1
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
