@@ -26,14 +26,14 @@ def _absolute(path: str | None) -> Path | None:
 
 
 def cmd_make_demo(args: argparse.Namespace) -> None:
-    from .demo import make_demo
+    from .standins.make_demo import make_demo
 
     for line in make_demo(Path(args.directory), full_size=args.full_size):
         print(line, flush=True)
 
 
 def cmd_convert_flame(args: argparse.Namespace) -> None:
-    from .flame_convert import convert_flame
+    from .model.flame_convert import convert_flame
 
     out = check_output(args.output, args.pkl, args.eyelids)
     model = convert_flame(_absolute(args.pkl), _absolute(args.eyelids), out)
@@ -43,11 +43,11 @@ def cmd_convert_flame(args: argparse.Namespace) -> None:
 def cmd_reconstruct(args: argparse.Namespace) -> None:
     from sheap_blender.core.result_format import write_result
 
+    from .model.precision import precision_line
+    from .model.temporal import Smoothing
     from .pipeline import prepare_job, reconstruct
-    from .precision import precision_line
     from .progress import Progress, emit_json
     from .request import strength
-    from .temporal import Smoothing
 
     output = check_output(args.output, args.footage, args.flame, args.weights)
     try:
@@ -57,7 +57,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     except ValueError as exc:
         raise InputError(None, f"{exc} (--smooth S, --smooth-group NAME=S)") from None
     if args.gaussians:
-        from .gaussian_head import check_count
+        from .gaussians.head import check_count
 
         check_count(args.gaussian_count)
     face_point = None if args.face is None else args.face.split(",")
@@ -73,7 +73,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     finally:
         progress.close()
     if args.gaussians:
-        from .gaussian_head import add_gaussians
+        from .gaussians.head import add_gaussians
 
         add_gaussians(job.flame, result, job.footage, output, args.gaussian_count, job.predictor.device,
                       log=progress.message)
@@ -93,7 +93,7 @@ def cmd_flame(args: argparse.Namespace) -> None:
     from sheap_blender.core.flame_model import load_flame
     from sheap_blender.core.result_format import read_result
 
-    from .flame_eval import evaluate_result
+    from .model.flame_eval import evaluate_result
 
     output = check_output(args.output, args.result, args.flame)
     result = read_result(_absolute(args.result))
@@ -130,7 +130,7 @@ def default_cache_dir() -> Path:
 
 
 def cmd_export_ply(args: argparse.Namespace) -> None:
-    from .splat_ply import export_ply
+    from .gaussians.splat_ply import export_ply
 
     output = check_output(args.output, args.result, args.flame)
     count = export_ply(_absolute(args.result), _absolute(args.flame), args.frame, output, args.device)
@@ -140,8 +140,8 @@ def cmd_export_ply(args: argparse.Namespace) -> None:
 def cmd_preview(args: argparse.Namespace) -> None:
     from sheap_blender.core.atomic_file import check_output
 
-    from .preview import write_preview
     from .progress import Progress
+    from .review.preview import write_preview
 
     output = check_output(args.output, args.result, args.flame)
     result, flame = (Path(p).expanduser().absolute() for p in (args.result, args.flame))

@@ -28,14 +28,14 @@ from sheap_blender.core.flame_model import FlameModel, load_flame
 from sheap_blender.core.result_format import PER_FRAME, Result
 
 from . import __version__
-from .crop import BoxSmoother, box_from_landmarks, crop_image
-from .face_search import MIN_FACE_PX
-from .face_tracker import FaceTracker
-from .footage import Footage, open_footage
-from .precision import load_predictor as load_at_precision
-from .precision import precision_metadata, resolve_precision
-from .predictor import CROP_SIZE, Predictor, resolve_device
-from .temporal import Smoothing, aggregate_identity, clean_params, fill_segments
+from .faces.crop import BoxSmoother, box_from_landmarks, crop_image
+from .faces.footage import Footage, open_footage
+from .faces.search import MIN_FACE_PX
+from .faces.tracker import FaceTracker
+from .model.precision import load_predictor as load_at_precision
+from .model.precision import precision_metadata, resolve_precision
+from .model.predictor import CROP_SIZE, Predictor, resolve_device
+from .model.temporal import Smoothing, aggregate_identity, clean_params, fill_segments
 
 _END = object()
 
@@ -52,7 +52,7 @@ class Frame:
     confidence: float  # the face detector's score (0 without a face)
     segment: int  # a new one after each cut and each gap (docs/result-format.md)
     cut: bool  # a hard cut was detected on this frame
-    identified: bool = False  # surely the chosen person's face (face_tracker.TrackedFrame.identified)
+    identified: bool = False  # surely the chosen person's face (faces.tracker.TrackedFrame.identified)
 
     @property
     def valid(self) -> bool:

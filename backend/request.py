@@ -14,8 +14,8 @@ from pathlib import Path
 from sheap_blender.core.face_choice import face_point
 from sheap_blender.core.result_format import SMOOTHING_GROUPS
 
-from .gaussian_head import DEFAULT_COUNT, MAX_COUNT
-from .precision import PRECISIONS
+from .gaussians.head import DEFAULT_COUNT, MAX_COUNT
+from .model.precision import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_FRAME = 2**31 - 1  # far beyond any clip; anything larger is a mistake, not a frame number
@@ -33,7 +33,7 @@ class ReconstructRequest:
     flame: Path
     weights: Path
     device: str = "auto"
-    precision: str = "auto"  # auto, fp32, bf16 or fp16 (backend/precision.py)
+    precision: str = "auto"  # auto, fp32, bf16 or fp16 (backend/model/precision.py)
     start: int = 0
     end: int | None = None
     batch_size: int = 16

@@ -28,12 +28,12 @@ from sheap_blender.core.flame_model import FlameModel, load_flame
 from sheap_blender.core.result_format import write_result
 
 from . import __version__
-from .gaussian_head import add_gaussians
+from .gaussians.head import add_gaussians
+from .model.precision import load_predictor, precision_line
+from .model.predictor import Predictor
+from .model.temporal import Smoothing
 from .pipeline import Cancelled, prepare_job, reconstruct
-from .precision import load_predictor, precision_line
-from .predictor import Predictor
 from .request import BadRequest, ReconstructRequest, parse_reconstruct
-from .temporal import Smoothing
 
 PROTOCOL_VERSION = 1
 MAX_LINE = 1 << 20  # characters; a request is a few hundred

@@ -45,16 +45,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from machine import cpu_name  # noqa: E402  (benchmarks/machine.py, beside this script)
-from backend.crop import BoxSmoother, box_from_landmarks, crop_image  # noqa: E402
-from backend.demo_clip import write_demo_clip  # noqa: E402
-from backend.demo_flame import write_demo_flame  # noqa: E402
-from backend.demo_predictor import write_demo_predictor, write_full_size_predictor  # noqa: E402
-from backend.face_tracker import FaceTracker  # noqa: E402
-from backend.footage import open_footage  # noqa: E402
+from backend.faces.crop import BoxSmoother, box_from_landmarks, crop_image  # noqa: E402
+from backend.faces.footage import open_footage  # noqa: E402
+from backend.faces.tracker import FaceTracker  # noqa: E402
+from backend.model.precision import load_predictor, native_bf16, precision_line  # noqa: E402
+from backend.model.predictor import Predictor  # noqa: E402
 from backend import pipeline  # noqa: E402
 from backend.pipeline import ReconstructJob, reconstruct  # noqa: E402
-from backend.precision import load_predictor, native_bf16, precision_line  # noqa: E402
-from backend.predictor import Predictor  # noqa: E402
+from backend.standins.clip import write_demo_clip  # noqa: E402
+from backend.standins.flame import write_demo_flame  # noqa: E402
+from backend.standins.predictor import write_demo_predictor, write_full_size_predictor  # noqa: E402
 from sheap_blender.core.flame_model import load_flame  # noqa: E402
 from sheap_blender.core.result_format import PER_FRAME, Result, write_result  # noqa: E402
 

@@ -27,9 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend.demo_clip import FaceInShot, Shot, write_scene_clip  # noqa: E402
-from backend.face_tracker import FaceTracker  # noqa: E402
-from backend.footage import open_footage  # noqa: E402
+from backend.faces.footage import open_footage  # noqa: E402
+from backend.faces.tracker import FaceTracker  # noqa: E402
+from backend.standins.clip import FaceInShot, Shot, write_scene_clip  # noqa: E402
 
 RESOLUTIONS = {"1080p": (1920, 1080), "4K": (3840, 2160), "portrait 1080x1920": (1080, 1920)}
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/gaussian_colours.py [--frames 90] [--count 60000]
 
 On the astronaut demo clip (demo stand-ins), `reconstruct --gaussians` through the real command line,
-then the Gaussians are drawn back into the footage (CPU splatter of `backend.splat_render`: projected
+then the Gaussians are drawn back into the footage (CPU splatter of `backend.gaussians.splat_render`: projected
 centres with their footprints, hidden ones removed by the z-buffer) and compared with it over the
 head's pixels, on the 8 frames the colours came from and on held-out frames. Rows:
   projected colours   what `reconstruct --gaussians` writes on CPU
@@ -26,10 +26,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend.footage import open_footage  # noqa: E402
-from backend.gaussian_head import N_VIEWS  # noqa: E402
-from backend.gaussian_views import choose_rows, load_views  # noqa: E402
-from backend.splat_render import reprojection_error  # noqa: E402
+from backend.faces.footage import open_footage  # noqa: E402
+from backend.gaussians.head import N_VIEWS  # noqa: E402
+from backend.gaussians.splat_render import reprojection_error  # noqa: E402
+from backend.gaussians.views import choose_rows, load_views  # noqa: E402
 from sheap_blender.core.flame_model import load_flame  # noqa: E402
 from sheap_blender.core.gaussians import binding_from_tensors  # noqa: E402
 from sheap_blender.core.result_format import read_result  # noqa: E402
@@ -79,14 +79,14 @@ def main() -> None:
 
 
 def refine_on_gpu(model, binding, groups) -> None:
-    from backend.gaussian_refine import gsplat_available
+    from backend.gaussians.refine import gsplat_available
 
     if not gsplat_available():
         print("(no CUDA + gsplat here: refinement not measured)")
         return
     import torch
 
-    from backend.gaussian_refine import refine, render_views
+    from backend.gaussians.refine import refine, render_views
 
     device = torch.device("cuda")
 

@@ -5,7 +5,7 @@ The mapping shape key -> ARKit channel and the head bone live on the object (cha
 uses) and keys row i on scene frame `frame_start + i`, as the FLAME rig's importer does; `drive_with_csv` keys a
 Live Link Face CSV by timecode. Keys are written in bulk (animation.py) into a copy of the Key's (and the
 armature's) action, replacing only the driven F-curves, and the copy takes the original's place: the mesh data
-is never touched, and a failure puts everything back (importer.Transaction).
+is never touched, and a failure puts everything back (transaction.Transaction).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from .character_mapping import (
 from .core.arkit_names import ARKIT_INDEX, ARKIT_NAMES
 from .core.errors import InputError
 from .core.head_rotation import head_turn_in_blender, in_rest_frame, rotation_channels
-from .importer import Transaction, rig_root
+from .rig_lookup import rig_root
+from .transaction import Transaction
 
 KEY_GROUP = "ARKit"
 

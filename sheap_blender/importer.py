@@ -6,6 +6,9 @@ removed and the scene settings it changed are put back, so a failed import leave
 it was. Re-importing onto a rig this extension built (the same result file, or the rig passed in
 / selected) keeps the objects and replaces the animation with new actions.
 
+The checks are in import_checks.py, the F-curve channels in rig_channels.py, finding a rig in
+rig_lookup.py, the rollback (`Transaction` and its undo steps) in transaction.py.
+
 Layout (docs/blender-rig.md):
 
     <collection "SHeaP <clip>">
@@ -18,7 +21,6 @@ Layout (docs/blender-rig.md):
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -29,20 +31,17 @@ import bpy
 import numpy as np
 
 from . import animation, gaussian_preview, render_setup, rig, scene_camera, timeline
-from .core.camera import blender_camera, non_square_boxes, valid_boxes
+from .core.camera import blender_camera
 from .core.errors import InputError
 from .core.face_choice import cut_rows, followed_face, other_person_warning
-from .core.flame_model import JOINT_NAMES, FlameModel, load_flame
+from .core.flame_model import load_flame
 from .core.gaussians import binding_from_tensors, pose_gaussians
-from .core.result_format import Result, read_result
-from .core.rig_math import (
-    RigAnimation,
-    corrective_key_names,
-    eyelid_key_names,
-    key_scales,
-    rig_animation,
-    slider_range,
-)
+from .core.result_format import read_result
+from .core.rig_math import eyelid_key_names, key_scales, rig_animation, slider_range
+from .import_checks import check_pair, check_rig, rig_names
+from .rig_channels import camera_channels, head_channels, shape_channels
+from .rig_lookup import find_rig_for, rig_parts, rig_root, selected_rig
+from .transaction import Transaction, reassign_action, remember_geometry, restore_background
 
 RIG_VERSION = 1
 ROLE = rig.ROLE
@@ -85,181 +84,6 @@ class ImportedRig:
         return text
 
 
-# ---------------------------------------------------------------------------------------- finding rigs
-
-
-def rig_root(obj: bpy.types.Object | None) -> bpy.types.Object | None:
-    """The root of the SHeaP rig `obj` belongs to (itself, a parent, or None)."""
-    while obj is not None:
-        if obj.get(ROLE) == "root" and obj.get("sheap_rig"):
-            return obj
-        obj = obj.parent
-    return None
-
-
-def rig_parts(root: bpy.types.Object) -> dict[str, bpy.types.Object]:
-    """role -> object of a rig ("root", "armature", "head", "camera")."""
-    parts = {"root": root}
-    for child in root.children_recursive:
-        role = child.get(ROLE)
-        if role in ("armature", "head", "camera") and role not in parts:
-            parts[role] = child
-    return parts
-
-
-def _selected_rig(context: bpy.types.Context, rig_object: bpy.types.Object | None) -> bpy.types.Object | None:
-    """The rig of `rig_object`, else of the active object, else of a selected object, else the
-    scene's only SHeaP rig (a .blend holding one rig, opened by a script)."""
-    if rig_object is not None:
-        return rig_root(rig_object)
-    for obj in [context.active_object, *getattr(context, "selected_objects", ())]:
-        root = rig_root(obj)
-        if root is not None:
-            return root
-    roots = [o for o in context.scene.objects if o.get(ROLE) == "root" and o.get("sheap_rig")]
-    return roots[0] if len(roots) == 1 else None
-
-
-def _find_rig_for(scene: bpy.types.Scene, result_path: str) -> bpy.types.Object | None:
-    for obj in scene.objects:
-        if obj.get(ROLE) == "root" and obj.get("sheap_rig") and obj.get("sheap_result") == result_path:
-            return obj
-    return None
-
-
-# ---------------------------------------------------------------------------------------- transaction
-
-
-class Transaction:
-    """Remembers what an import creates and changes, to take it all back on failure."""
-
-    def __init__(self, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer):
-        self.scene = scene
-        self.view_layer = view_layer
-        self.created: list[bpy.types.ID] = []
-        self.markers: list = []
-        self.undo_steps: list = []
-        render = scene.render
-        self.settings = {
-            "fps": render.fps, "fps_base": render.fps_base, "resolution_x": render.resolution_x,
-            "resolution_y": render.resolution_y, "resolution_percentage": render.resolution_percentage,
-            "pixel_aspect_x": render.pixel_aspect_x, "pixel_aspect_y": render.pixel_aspect_y,
-        }
-        self.frames = (scene.frame_start, scene.frame_end, scene.frame_current)
-        self.camera = scene.camera
-        self.old_markers = [(m.name, m.frame, m.camera) for m in scene.timeline_markers]
-        self.active = view_layer.objects.active
-
-    def add(self, datablock):
-        self.created.append(datablock)
-        return datablock
-
-    def adopt(self, obj: bpy.types.Object, parent: bpy.types.Object, collection: bpy.types.Collection
-              ) -> bpy.types.Object:
-        """A new object (and its data) taken back on failure, parented and linked into the rig's collection."""
-        self.add(obj.data)
-        self.add(obj)
-        obj.parent = parent
-        collection.objects.link(obj)
-        return obj
-
-    def rollback(self) -> None:
-        for step in reversed(self.undo_steps):
-            with contextlib.suppress(Exception):  # best effort: keep undoing the rest
-                step()
-        scene = self.scene
-        for marker in self.markers:
-            with contextlib.suppress(ReferenceError, RuntimeError):
-                scene.timeline_markers.remove(marker)
-        current = {(m.name, m.frame) for m in scene.timeline_markers}
-        for name, frame, camera in self.old_markers:  # those an import removed: put them back
-            if (name, frame) not in current:
-                scene.timeline_markers.new(name, frame=frame).camera = camera
-        doomed = []
-        for datablock in self.created:
-            try:
-                if isinstance(datablock, bpy.types.Mesh) and datablock.shape_keys is not None:
-                    doomed.append(datablock.shape_keys)
-                doomed.append(datablock)
-            except ReferenceError:
-                pass
-        if doomed:
-            bpy.data.batch_remove(doomed)
-        for name, value in self.settings.items():
-            setattr(scene.render, name, value)
-        start, end, current = self.frames
-        scene.frame_start, scene.frame_end = min(start, scene.frame_end), max(end, scene.frame_start)
-        scene.frame_start, scene.frame_end, scene.frame_current = start, end, current
-        try:
-            scene.camera = self.camera
-            self.view_layer.objects.active = self.active
-        except ReferenceError:
-            pass
-
-
-# ---------------------------------------------------------------------------------------- checks
-
-
-def _check(result_path: Path, result: Result, model: FlameModel) -> list[str]:
-    """Problems that make the pair unusable raise InputError; the rest become warnings."""
-    warnings = []
-    boxes = result.params["crop_box"]
-    bad = np.flatnonzero(~valid_boxes(boxes))
-    if bad.size:
-        raise InputError(result_path, f"crop_box of row {int(bad[0])} has no area: {boxes[bad[0]].tolist()}")
-    skewed = int(non_square_boxes(boxes).sum())
-    if skewed:
-        warnings.append(f"{skewed} crop boxes are not square: the camera follows their width, "
-                        "the vertical placement can be off on those frames")
-    try:
-        fov = result.fov_deg
-    except ValueError:
-        raise InputError(result_path, "malformed fov_deg") from None
-    if not 1.0 < fov < 179.0:
-        raise InputError(result_path, f"field of view {fov} degrees is not usable")
-    expected = result.metadata.get("flame_sha256", "")
-    if expected and model.source_sha256 and expected != model.source_sha256:
-        warnings.append("this FLAME file is not the one the result was made with (SHA-256 differs): "
-                        "the head may not match the footage")
-    return warnings
-
-
-def _names(result: Result, result_path: Path, is_demo: bool) -> tuple[str, str]:
-    footage = result.metadata.get("footage", "")
-    stem = Path(footage.rstrip("/\\")).stem if footage else ""
-    stem = stem.replace("%", "") or result_path.name.split(".")[0] or "clip"
-    collection = f"SHeaP {stem}" + (" (demo)" if is_demo else "")
-    return stem, collection
-
-
-# ---------------------------------------------------------------------------------------- channels
-
-
-def _head_channels(anim: RigAnimation, heads: np.ndarray) -> list[animation.Channel]:
-    channels = [animation.Channel("location", i, anim.translation[:, i], "Object Transforms") for i in range(3)]
-    locations = anim.locations_for(heads)
-    for joint, name in enumerate(JOINT_NAMES):
-        bone = f'pose.bones["{name}"]'
-        channels += [animation.Channel(f"{bone}.rotation_quaternion", i, anim.bone_quaternions[:, joint, i], name)
-                     for i in range(4)]
-        channels += [animation.Channel(f"{bone}.location", i, locations[:, joint, i], name) for i in range(3)]
-    return channels
-
-
-def _shape_channels(names: list[str], values: np.ndarray, scales: np.ndarray) -> list[animation.Channel]:
-    eyelids = {name for name in names if name.startswith("eyelid_")}
-    correctives = set(corrective_key_names())
-    channels = []
-    for k, name in enumerate(names):
-        group = "Eyelids" if name in eyelids else "Pose correctives" if name in correctives else "Expression"
-        channels.append(animation.Channel(f'key_blocks["{name}"].value', 0, values[:, k] / scales[k], group))
-    return channels
-
-
-def _camera_channels(settings: dict[str, np.ndarray]) -> list[animation.Channel]:
-    return [animation.Channel(name, 0, settings[name], "Camera") for name in ("lens", "shift_x", "shift_y")]
-
-
 # ---------------------------------------------------------------------------------------- import
 
 
@@ -299,7 +123,7 @@ def import_result(
     result_path = Path(result_path).resolve()
     result = read_result(result_path)
     model = load_flame(flame_path)
-    warnings = _check(result_path, result, model)
+    warnings = check_pair(result_path, result, model)
     cuts = cut_rows(result_path, result.metadata, result.frame_index)
     face = followed_face(result.metadata)
     if face is None and "followed_face" in result.metadata:
@@ -311,25 +135,16 @@ def import_result(
 
     root = None
     if target == "SELECTED":
-        root = _selected_rig(context, rig_object)
+        root = selected_rig(context, rig_object)
         if root is None:
             raise InputError(None, "no SHeaP rig is selected: select the rig (or any part of it) or import as new")
     elif target == "AUTO":
-        root = rig_root(rig_object) if rig_object is not None else _find_rig_for(scene, os.fspath(result_path))
+        root = rig_root(rig_object) if rig_object is not None else find_rig_for(scene, os.fspath(result_path))
     elif target != "NEW":
         raise ValueError(f"unknown target {target!r}")
     parts = rig_parts(root) if root is not None else {}
     if root is not None:
-        missing = [r for r in ("armature", "head", "camera") if r not in parts]
-        if missing:
-            raise InputError(None, f"the rig {root.name!r} lacks its {', '.join(missing)}: import as a new rig")
-        head_mesh = parts["head"].data
-        if len(head_mesh.vertices) != model.n_vertices:
-            raise InputError(flame_path, f"the rig {root.name!r} has {len(head_mesh.vertices)} vertices, "
-                                         f"this FLAME model {model.n_vertices}: import as a new rig")
-        if root.get("sheap_flame_sha256", "") != model.source_sha256:
-            raise InputError(flame_path, f"the rig {root.name!r} was built with another FLAME model: "
-                                         "import as a new rig")
+        check_rig(root, parts, model, flame_path)
 
     # Everything below the checks is computed before any datablock is touched.
     anim = rig_animation(model, result)
@@ -347,7 +162,7 @@ def import_result(
     if plan.warning:
         warnings.append(plan.warning)
     is_demo = result.is_demo or bool(getattr(model, "is_demo", False))
-    stem, collection_name = _names(result, result_path, is_demo)
+    stem, collection_name = rig_names(result, result_path, is_demo)
     frames = frame_start + np.arange(result.n_frames, dtype=np.float64)
 
     if context.mode != "OBJECT":
@@ -379,7 +194,7 @@ def import_result(
         else:
             collection = root.users_collection[0] if root.users_collection else scene.collection
             arm, head, camera = parts["armature"], parts["head"], parts["camera"]
-            _remember_geometry(tx, arm, head, view_layer)
+            remember_geometry(tx, arm, head, view_layer)
             heads = rig.set_rest_joints(arm, anim.rest_joints, view_layer)
             reused = True
         rig.write_shape_keys(head, model, identity_vertices, dict(zip(key_names, scales.tolist())),
@@ -402,15 +217,15 @@ def import_result(
             footage["sheap_footage"] = True
             warnings += scene_camera.size_warnings(footage, result.width, result.height)
         previous = scene_camera.set_background(camera.data, footage, plan, frame_start, result.n_frames)
-        tx.undo_steps.append(lambda: _restore_background(camera.data, previous))
+        tx.undo_steps.append(lambda: restore_background(camera.data, previous))
 
         actions = {}
         n_keys = 0
         old = {}
         for role, id_data, id_type, channels in (
-            ("head", arm, "OBJECT", _head_channels(anim, heads)),
-            ("shape", head.data.shape_keys, "KEY", _shape_channels(key_names, key_values, scales)),
-            ("camera", camera.data, "CAMERA", _camera_channels(camera_settings)),
+            ("head", arm, "OBJECT", head_channels(anim, heads)),
+            ("shape", head.data.shape_keys, "KEY", shape_channels(key_names, key_values, scales)),
+            ("camera", camera.data, "CAMERA", camera_channels(camera_settings)),
         ):
             label = {"head": "head motion", "shape": "expressions", "camera": "camera"}[role]
             target_ = animation.new_action(f"{stem} {label}", id_type, slot_name=f"{stem} {role}")
@@ -419,7 +234,7 @@ def import_result(
             n_keys += animation.write_channels(target_, frames, channels)
             old[role] = id_data.animation_data.action if id_data.animation_data else None
             animation.assign(id_data, target_)
-            tx.undo_steps.append(lambda id_data=id_data, action=old[role]: _reassign(id_data, action))
+            tx.undo_steps.append(lambda id_data=id_data, action=old[role]: reassign_action(id_data, action))
             actions[role] = target_.action
 
         timeline.remove_invalid_markers(scene)
@@ -486,49 +301,3 @@ def import_result(
     imported.seconds = time.perf_counter() - started
     return imported
 
-
-def _reassign(id_data: bpy.types.ID, action: bpy.types.Action | None) -> None:
-    if id_data.animation_data is not None:
-        id_data.animation_data.action = action
-        if action is not None and getattr(id_data.animation_data, "action_slot", False) is None and action.slots:
-            id_data.animation_data.action_slot = action.slots[0]
-
-
-def _restore_background(camera: bpy.types.Camera, previous: list) -> None:
-    camera.background_images.clear()
-    for datablock in previous:
-        background = camera.background_images.new()
-        if isinstance(datablock, bpy.types.MovieClip):
-            background.source = "MOVIE_CLIP"
-            background.clip = datablock
-        else:
-            background.image = datablock
-    camera.show_background_images = bool(previous)
-
-
-def _remember_geometry(tx: Transaction, arm: bpy.types.Object, head: bpy.types.Object,
-                       view_layer: bpy.types.ViewLayer) -> None:
-    """Before re-animating a rig in place: how to put its rest pose and shape keys back."""
-    heads = np.array([arm.data.bones[name].head_local[:] for name in JOINT_NAMES if name in arm.data.bones])
-    keys = head.data.shape_keys
-    saved = {}
-    if keys is not None:
-        n = len(head.data.vertices)
-        for block in keys.key_blocks:
-            coords = np.empty(3 * n, dtype=np.float32)
-            block.data.foreach_get("co", coords)
-            saved[block.name] = (coords, block.slider_min, block.slider_max)
-
-    def restore() -> None:
-        if len(heads) == len(JOINT_NAMES):
-            rig.set_rest_joints(arm, heads, view_layer)
-        if keys is not None:
-            for name, (coords, low, high) in saved.items():
-                block = keys.key_blocks.get(name)
-                if block is not None:
-                    block.data.foreach_set("co", coords)
-                    block.slider_min, block.slider_max = -10.0, 10.0
-                    block.slider_min, block.slider_max = low, high
-            head.data.update()
-
-    tx.undo_steps.append(restore)

@@ -19,7 +19,7 @@ import numpy as np
 from skimage.feature import local_binary_pattern
 
 from .crop import crop_region
-from .face_landmarks import Detection, square_box
+from .landmarks import Detection, square_box
 
 SIZE = 64  # pixels of the aligned grey face
 GRID = 8  # cells a side

@@ -2,7 +2,7 @@
 
 MediaPipe's face mesh finds its face with a short-range detector made for faces that fill much of
 the picture, so it is never run on a whole wide frame: it runs on a square region around a face
-(found by `face_search` or followed from the previous frame), resampled to `WORK_SIZE` pixels, and
+(found by `search` or followed from the previous frame), resampled to `WORK_SIZE` pixels, and
 its landmarks are mapped back to frame pixels. A face 60 px across in a 4K frame is then as large
 for the mesh as in a close-up.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .face_landmarks import Detection, Landmarker, quiet_stderr, square_box
+from .landmarks import Detection, Landmarker, quiet_stderr, square_box
 
 MIN_FACE_PX = 56  # smallest face (extent of its landmarks) the search is made for
 # finest tile side / MIN_FACE_PX. Measured on a real face: the detector finds every face from 12% of

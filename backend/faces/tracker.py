@@ -13,7 +13,7 @@ Per frame, in order:
   position and size: after losing the face, only a face near where it was last seen (the
   allowed distance grows with the time it has been gone) and not where another person was
   seen; after a cut, among several faces the one that clearly looks like the person
-  (`face_appearance`, from how the face looked while it was surely theirs), else the face
+  (`appearance`, from how the face looked while it was surely theirs), else the face
   nearest the followed one's last position and size.
 - Segments: a hard cut (`CutDetector`, or the face jumping in position or size between two
   frames) or a gap where the face is lost starts a new segment; nothing is smoothed across one.
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .face_appearance import Appearance, describe
-from .face_landmarks import Detection, Landmarker
-from .face_search import MIN_FACE_PX, FaceSearch, distinct_faces
-from .shot_cuts import CutDetector
+from .appearance import Appearance, describe
+from .cuts import CutDetector
+from .landmarks import Detection, Landmarker
+from .search import MIN_FACE_PX, FaceSearch, distinct_faces
 
 # Between two frames a followed face strays less than this (in face sizes) from where its motion
 # so far puts it, and changes size less than this factor; more is a jump: a cut, or another face.
@@ -95,7 +95,7 @@ class FaceTracker:
         self._segment_has_face = False
         self._cut_pending = False  # a cut was seen and the face has not been found since
         self._held: list[tuple[np.ndarray, TrackedFrame]] = []  # frames held back while the face is lost
-        self.appearance = Appearance()  # how the followed person looks (face_appearance)
+        self.appearance = Appearance()  # how the followed person looks (appearance)
         self._identified = False  # this segment's face is surely the person: chosen, or recognised after a cut
         self._described_frame = _LONG_AGO
 

@@ -15,8 +15,8 @@ import numpy as np
 from sheap_blender.core.camera import CAMERA_POSITION
 from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians
 
-from .gaussian_views import View
-from .mesh_raster import rasterise_depth, visible
+from ..review.raster import rasterise_depth, visible
+from .views import View
 
 SHARPNESS = 4.0  # cos^SHARPNESS: how strongly the most frontal views win
 MIN_COS = 0.15  # a view closer to grazing than this never colours a surfel

@@ -2,7 +2,7 @@
 
 Surfels are spread by area over the triangles some camera can see (on the clip's identity, neutral
 expression and pose), coloured from views spread over the clip and the head's yaw
-(`gaussian_colours`), and on CUDA refined photometrically with gsplat (`gaussian_refine`), which
+(`colours`), and on CUDA refined photometrically with gsplat (`refine`), which
 also writes a side-by-side preview next to the result. The binding goes into the result's tensors.
 """
 
@@ -21,11 +21,11 @@ from sheap_blender.core.flame_params import FlameParams
 from sheap_blender.core.gaussians import GaussianBinding, sample_binding
 from sheap_blender.core.result_format import Result
 
-from .flame import Flame
-from .footage import Footage
-from .gaussian_colours import project_colours, visible_head_faces
-from .gaussian_views import View, choose_rows, load_views
-from .pipeline import Cancelled
+from ..faces.footage import Footage
+from ..model.flame import Flame
+from ..pipeline import Cancelled
+from .colours import project_colours, visible_head_faces
+from .views import View, choose_rows, load_views
 
 DEFAULT_COUNT = 60_000
 MAX_COUNT = 2_000_000
@@ -81,7 +81,7 @@ def add_gaussians(model: FlameModel, result: Result, footage: Footage, output: P
     seen = float((binding.opacity > 0.5).mean())
     log(f"Gaussians: {binding.count} coloured from {len(views)} frames ({seen:.0%} seen)")
     if device.type == "cuda":
-        from .gaussian_refine import gsplat_available, refine, write_preview
+        from .refine import gsplat_available, refine, write_preview
 
         if gsplat_available():
             binding = refine(binding, np.asarray(model.faces), views, device, stop=stop)

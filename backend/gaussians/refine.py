@@ -22,8 +22,8 @@ from scipy.special import logit
 from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians, scales_3d
 from sheap_blender.core.rotation import matrix_to_quaternion
 
-from .gaussian_views import View
-from .pipeline import Cancelled
+from ..pipeline import Cancelled
+from .views import View
 
 STEPS = 300
 LEARNING_RATE = 0.03

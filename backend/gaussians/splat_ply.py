@@ -52,8 +52,8 @@ def write_splat_ply(path: Path, rows: np.ndarray) -> None:
 def posed_binding(result_path: Path, flame_path: Path, frame: int, device: str = "cpu"
                   ) -> tuple[GaussianBinding, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The result's binding and its Gaussians posed at footage frame `frame` (centres, axes, scales)."""
-    from .gaussian_views import evaluate_rows
-    from .predictor import resolve_device
+    from ..model.predictor import resolve_device
+    from .views import evaluate_rows
 
     result = read_result(result_path)
     model = load_flame(flame_path)

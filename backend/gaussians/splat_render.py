@@ -13,9 +13,9 @@ import numpy as np
 
 from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians
 
-from .gaussian_colours import DEPTH_TOLERANCE
-from .gaussian_views import View
-from .mesh_raster import visible
+from ..review.raster import visible
+from .colours import DEPTH_TOLERANCE
+from .views import View
 
 MAX_RADIUS = 12  # pixels: the splat window's half-size cap
 

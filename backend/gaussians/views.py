@@ -19,9 +19,9 @@ from sheap_blender.core.flame_model import FlameModel
 from sheap_blender.core.result_format import Result
 from sheap_blender.core.rotation import axis_angle_to_matrix
 
-from .flame import Flame
-from .footage import Footage
-from .mesh_raster import rasterise_depth
+from ..faces.footage import Footage
+from ..model.flame import Flame
+from ..review.raster import rasterise_depth
 
 WINDOW_MARGIN = 0.08  # of the projected head's size, around it
 

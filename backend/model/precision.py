@@ -26,8 +26,8 @@ from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame_model import FlameModel
 from sheap_blender.core.flame_params import FlameParams
 
-from .crop import crop_image
-from .demo_clip import FACE_CENTRE_IN_PORTRAIT
+from ..faces.crop import crop_image
+from ..standins.clip import FACE_CENTRE_IN_PORTRAIT
 from .flame import Flame
 from .predictor import Predictor, exception_reason
 

@@ -65,7 +65,7 @@ class Predictor:
         self.is_demo = bool(getattr(self.module, "sheap_demo", False))
         self.sha256 = file_sha256(self.path)
         self.dtype = torch.float32
-        self.precision = "fp32"  # fp32, bf16 or fp16: see backend/precision.py
+        self.precision = "fp32"  # fp32, bf16 or fp16: see backend/model/precision.py
         self.precision_check = None  # backend.precision.PrecisionCheck when a reduced precision was checked
         self._check_contract()
 

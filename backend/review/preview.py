@@ -2,7 +2,7 @@
 
 Each result row's FLAME vertices (cam_trans included) go through SHeaP's camera and that row's crop
 box (`sheap_blender.core.camera`: the projection the Blender camera reproduces) onto the footage
-frame; `mesh_raster.rasterise_faces` gives the nearest face per pixel in a window around the head,
+frame; `raster.rasterise_faces` gives the nearest face per pixel in a window around the head,
 which is drawn flat-shaded (a clay colour lit from the upper left, blended over the footage) or as
 the edges of the visible triangles. Every frame carries its footage frame number; frames without
 a face (`valid` = 0) get a red border and "no face". Frames are read one at a time and FLAME runs
@@ -27,9 +27,9 @@ from sheap_blender.core.flame_model import load_flame
 from sheap_blender.core.footage_path import resolve_footage
 from sheap_blender.core.result_format import Result, read_result
 
-from .flame_eval import vertex_chunks
-from .footage import Footage, open_footage
-from .mesh_raster import rasterise_faces
+from ..faces.footage import Footage, open_footage
+from ..model.flame_eval import vertex_chunks
+from .raster import rasterise_faces
 
 STYLES = ("shaded", "wireframe")
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}

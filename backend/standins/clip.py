@@ -89,7 +89,7 @@ ASTRONAUT_FACE_CENTRE = (225.0, 131.0)
 @dataclass(frozen=True)
 class Portrait:
     """A public-domain photograph of a real person and its face: the extent and centre of the face's
-    landmarks (iBUG 68 layout, as `face_landmarks` finds them), portrait pixels."""
+    landmarks (iBUG 68 layout, as `faces.landmarks` finds them), portrait pixels."""
 
     source: str
     face_px: float

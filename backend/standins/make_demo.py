@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from .demo_clip import write_demo_clip
-from .demo_flame import write_demo_flame
-from .demo_predictor import write_demo_predictor, write_full_size_predictor
-from .flame_convert import convert_flame
+from ..model.flame_convert import convert_flame
+from .clip import write_demo_clip
+from .flame import write_demo_flame
+from .predictor import write_demo_predictor, write_full_size_predictor
 
 DEMO_FLAME_CONVERTED = "flame.safetensors"
 

@@ -2,7 +2,7 @@
 
 FLAME 2020's are the ones published in the SAiD repository (github.com/yunik1004/SAiD,
 `data/FLAME_landmarks.txt`, Apache-2.0; Copyright the SAiD authors). They are vertex ids, not
-FLAME data. The stand-in's head is not FLAME's, so it has its own (backend/demo_flame.demo_landmarks68
+FLAME data. The stand-in's head is not FLAME's, so it has its own (backend/standins/flame.demo_landmarks68
 places them; a test keeps the two equal).
 """
 

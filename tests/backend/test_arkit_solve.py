@@ -41,7 +41,7 @@ def others(weights: np.ndarray, *names: str) -> float:
 
 
 def test_stand_in_has_its_own_landmarks(demo_flame_model):
-    from backend.demo_flame import demo_landmarks68
+    from backend.standins.flame import demo_landmarks68
 
     assert demo_landmarks68(demo_flame_model.v_template).tolist() == list(DEMO_STANDIN)
     assert landmarks68(demo_flame_model).tolist() == list(DEMO_STANDIN)

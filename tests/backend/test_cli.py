@@ -87,7 +87,7 @@ def test_frame_range(demo, tmp_path):
 def test_flame_command_matches_in_process_evaluation(demo, reconstructed, tmp_path):
     import torch
 
-    from backend.flame import Flame
+    from backend.model.flame import Flame
     from sheap_blender.core.flame_model import load_flame
 
     out, _ = reconstructed
@@ -158,7 +158,7 @@ def test_bad_input_exits_2_naming_the_file_and_writes_nothing(demo, tmp_path, ca
 
 
 def test_faceless_clip_is_a_clear_error(tmp_path, demo):
-    from backend.demo_clip import write_faceless_clip
+    from backend.standins.clip import write_faceless_clip
 
     clip = tmp_path / "faceless.mp4"
     write_faceless_clip(clip)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from backend_command import REPO, backend
 
-from backend.demo_predictor import DemoSheap
+from backend.standins.predictor import DemoSheap
 from sheap_blender.core.result_format import PER_FRAME, Result, write_result
 
 

@@ -45,10 +45,17 @@ def test_zip_layout(built):
     with zipfile.ZipFile(built) as archive:
         names = archive.namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
-    for module in ("importer.py", "rig.py", "animation.py", "scene_camera.py", "blender_ui.py", "core/rig_math.py",
-                   "core/camera.py", "core/rotation.py", "core/result_format.py", "core/flame_model.py"):
+    for module in ("importer.py", "transaction.py", "rig.py", "animation.py", "scene_camera.py", "blender_ui.py",
+                   "core/rig_math.py", "core/camera.py", "core/rotation.py", "core/result_format.py",
+                   "core/flame_model.py"):
         assert module in names, module
     assert "backend_src/backend/__main__.py" in names
+    # the backend's packages, every one with its modules
+    for package in ("faces", "model", "gaussians", "review", "standins"):
+        assert f"backend_src/backend/{package}/__init__.py" in names, package
+    for module in ("faces/tracker.py", "model/predictor.py", "gaussians/head.py", "review/preview.py",
+                   "standins/make_demo.py"):
+        assert f"backend_src/backend/{module}" in names, module
     # the ARKit reference the character solve is built from, with its licence, in both copies of core
     for prefix in ("", "backend_src/sheap_blender/"):
         assert {f"{prefix}core/data/ict_facekit_arkit.safetensors", f"{prefix}core/data/ICT-FaceKit-LICENSE.txt",

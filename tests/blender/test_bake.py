@@ -148,7 +148,7 @@ def test_the_imports_warnings_reach_the_batch_user(demo, tmp_path):
     """Grace Hopper, then a cut to the astronaut alone: the import's warning naming those frames is a
     line on stderr, and the clip is baked."""
     command = ("import sys\nfrom pathlib import Path\n"
-               "from backend.demo_clip import FaceInShot, Shot, write_scene_clip\n"
+               "from backend.standins.clip import FaceInShot, Shot, write_scene_clip\n"
                "write_scene_clip(Path(sys.argv[1]), (1280, 720), [Shot(20, [FaceInShot(0.4, 0.45, 150, "
                "person='hopper')]), Shot(10, [FaceInShot(0.6, 0.45, 140)], background='coffee')])\n")
     clip = tmp_path / "two_people.mp4"

@@ -211,7 +211,7 @@ def test_a_phone_clip_on_its_side_is_said(empty_scene, flame, tmp_path):
     """A portrait phone clip stored landscape with a rotation flag: Blender 4.5+ reads it upright, as the
     backend does; older Blender shows it on its side, and the import says so (never a silent mismatch)."""
     video = tmp_path / "phone.mp4"
-    script = ("import sys, numpy as np, cv2\nfrom backend.demo_clip import set_mp4_rotation\n"
+    script = ("import sys, numpy as np, cv2\nfrom backend.standins.clip import set_mp4_rotation\n"
               "w = cv2.VideoWriter(sys.argv[1], cv2.VideoWriter_fourcc(*'mp4v'), 25, (64, 48))\n"
               "[w.write(np.full((48, 64, 3), i * 20, np.uint8)) for i in range(6)]\nw.release()\n"
               "set_mp4_rotation(sys.argv[1], 90)\n")

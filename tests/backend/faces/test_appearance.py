@@ -1,4 +1,4 @@
-"""Telling two real people apart by their looks (backend.face_appearance), as the tracker does after a cut."""
+"""Telling two real people apart by their looks (backend.faces.appearance), as the tracker does after a cut."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.demo_clip import PORTRAITS
-from backend.face_appearance import CLEARLY_CLOSER, Appearance, aligned_face, describe, distance
-from backend.face_landmarks import Detection, Landmarker, square_box
+from backend.faces.appearance import CLEARLY_CLOSER, Appearance, aligned_face, describe, distance
+from backend.faces.landmarks import Detection, Landmarker, square_box
+from backend.standins.clip import PORTRAITS
 
 FRAME = (800, 600)
 

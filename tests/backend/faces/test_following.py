@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from backend_command import backend
 
-from backend.demo_clip import (
+from backend.model.temporal import aggregate_identity
+from backend.standins.clip import (
     ASTRONAUT_FACE_CENTRE,
     ASTRONAUT_FACE_PX,
     PORTRAITS,
@@ -27,7 +28,6 @@ from backend.demo_clip import (
     Shot,
     write_scene_clip,
 )
-from backend.temporal import aggregate_identity
 from sheap_blender.core.result_format import Result, read_result
 
 CENTRE_TOLERANCE = 0.05  # of the box size

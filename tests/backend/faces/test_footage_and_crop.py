@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.crop import BoxSmoother, crop_image
-from backend.demo_clip import set_mp4_rotation, write_demo_clip, write_faceless_clip
-from backend.face_tracker import FaceTracker
-from backend.footage import open_footage
+from backend.faces.crop import BoxSmoother, crop_image
+from backend.faces.footage import open_footage
+from backend.faces.tracker import FaceTracker
 from backend.pipeline import iterate_crops
+from backend.standins.clip import set_mp4_rotation, write_demo_clip, write_faceless_clip
 from sheap_blender.core.errors import InputError
 
 
@@ -243,7 +243,7 @@ def test_an_exr_plate_sequence_is_reconstructed_like_its_png_frames(demo, tmp_pa
     same frames saved as PNG."""
     from backend_command import backend
 
-    from backend.demo_clip import FaceInShot, Shot, write_scene_clip
+    from backend.standins.clip import FaceInShot, Shot, write_scene_clip
     from sheap_blender.core.result_format import read_result
 
     clip = write_scene_clip(tmp_path / "plate.mp4", (1920, 1080), [Shot(10, [FaceInShot(0.4, 0.45, 90,

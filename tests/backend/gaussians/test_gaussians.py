@@ -49,8 +49,8 @@ def vertices(demo, with_gaussians) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def views(model, with_gaussians):
-    from backend.footage import open_footage
-    from backend.gaussian_views import choose_rows, load_views
+    from backend.faces.footage import open_footage
+    from backend.gaussians.views import choose_rows, load_views
 
     result = read_result(with_gaussians)
     chosen = choose_rows(result, 8)
@@ -80,7 +80,7 @@ def test_binding_is_written_and_valid(with_gaussians, model):
 
 def test_no_gaussians_inside_the_head(with_gaussians, model):
     """The demo's eyeballs are spheres behind the eyelids: their back halves lie inside the head."""
-    from backend.demo_flame import EYE_XY, HEAD_COLUMNS, HEAD_RINGS
+    from backend.standins.flame import EYE_XY, HEAD_COLUMNS, HEAD_RINGS
 
     binding = binding_from_tensors(with_gaussians, read_result(with_gaussians).extra)
     first_eye_vertex = HEAD_RINGS * HEAD_COLUMNS + 1
@@ -110,7 +110,7 @@ def test_posing_matches_the_torch_flame_mesh(with_gaussians, model, vertices):
 
 
 def test_colours_come_from_the_footage(with_gaussians, model, views):
-    from backend.splat_render import reprojection_error
+    from backend.gaussians.splat_render import reprojection_error
 
     chosen, held_out = views
     binding = binding_from_tensors(with_gaussians, read_result(with_gaussians).extra)
@@ -222,7 +222,7 @@ def test_server_takes_the_gaussian_keys(demo, tmp_path):
 def test_gsplat_camera_matches_the_result_camera(views, model, with_gaussians):
     """What the CUDA path hands gsplat (view matrix, window intrinsics, quaternions) images the surfels exactly
     where the result's camera (project_to_footage + the view's window) puts them: checked on any machine."""
-    from backend.gaussian_refine import VIEW_MATRIX, _posed
+    from backend.gaussians.refine import VIEW_MATRIX, _posed
     from sheap_blender.core.rotation import quaternion_to_matrix
 
     binding = binding_from_tensors(with_gaussians, read_result(with_gaussians).extra)
@@ -240,11 +240,11 @@ def test_gsplat_camera_matches_the_result_camera(views, model, with_gaussians):
 
 
 def test_cuda_refinement(demo, model, with_gaussians, views, tmp_path):
-    from backend.gaussian_refine import gsplat_available
+    from backend.gaussians.refine import gsplat_available
 
     if not gsplat_available():
         pytest.skip("needs CUDA and gsplat")
-    from backend.gaussian_refine import refine, render_views
+    from backend.gaussians.refine import refine, render_views
 
     chosen, _ = views
     device = torch.device("cuda")

@@ -15,8 +15,8 @@ import pytest
 import scipy.sparse
 import torch
 
-from backend.demo_flame import build_demo_flame
-from backend.flame_convert import convert_flame, read_eyelids
+from backend.model.flame_convert import convert_flame, read_eyelids
+from backend.standins.flame import build_demo_flame
 from sheap_blender.core import flame_pickle
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame_model import file_sha256, load_flame

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from backend.flame import Flame, rodrigues
+from backend.model.flame import Flame, rodrigues
 
 
 def reference_flame(model, shape, expr, poses, eyelids, cam_trans) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,7 @@ import pytest
 import torch
 from backend_command import backend
 
-from backend.demo_predictor import DemoSheap, ViTB16
-from backend.precision import (
+from backend.model.precision import (
     LIMIT_MAX_MM,
     LIMIT_MAX_PX,
     LIMIT_MEAN_MM,
@@ -23,7 +22,8 @@ from backend.precision import (
     native_bf16,
     resolve_precision,
 )
-from backend.predictor import REQUIRED_OUTPUTS, Predictor
+from backend.model.predictor import REQUIRED_OUTPUTS, Predictor
+from backend.standins.predictor import DemoSheap, ViTB16
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.result_format import read_result
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.demo_predictor import DemoSheap, write_demo_predictor
-from backend.predictor import REQUIRED_OUTPUTS, Predictor, resolve_device
+from backend.model.predictor import REQUIRED_OUTPUTS, Predictor, resolve_device
+from backend.standins.predictor import DemoSheap, write_demo_predictor
 from sheap_blender.core.errors import InputError
 
 CPU = torch.device("cpu")

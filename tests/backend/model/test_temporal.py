@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from backend.temporal import (
+from backend.model.temporal import (
     Smoothing,
     aggregate_identity,
     clean_params,

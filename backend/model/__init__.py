@@ -1,0 +1,1 @@
+"""The network and FLAME: the SHeaP predictor, its precision, FLAME in torch, temporal clean-up."""

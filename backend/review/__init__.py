@@ -1,0 +1,1 @@
+"""The review video: the posed head drawn over the footage, and the NumPy mesh z-buffer."""
