@@ -1,19 +1,25 @@
 """Batch-bake clips into .blend files, headless.
 
     blender -b -P scripts/bake.py -- CLIP... --out DIR [--flame F] [--weights W] [--backend-python P]
-                                     [--rig FILE.blend] [--device auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]
+                                     [--rig FILE.blend | --character FILE.blend [--character-object NAME]]
+                                     [--device auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]
                                      [--smooth S] [--face X,Y]
     python scripts/bake.py -- CLIP... --out DIR ...        (where bpy is installed as a module)
 
 Each clip becomes DIR/<clip>.blend: a fresh scene with the FLAME rig, every frame keyed, the
 camera matched to the footage; or, with --rig, the given .blend with the animation baked onto
-the FLAME rig in it (the selected one, else the first this extension made). --face X,Y follows the
+the FLAME rig in it (the selected one, else the first this extension made); or, with --character, the
+given character's .blend (opened, never changed on disk) with the clip's ARKit take keyed on its shape keys
+(and the head bone set on it), on the object --character-object names, else the only mesh with ARKit-named
+shape keys (the mapping saved on the object, else matched from the key names). --face X,Y follows the
 person nearest that point on each clip's first frame (fractions of the frame's width and height
 from its top-left corner); without it, the largest face. --preview also writes DIR/<clip>.preview.mp4,
 the head drawn over every footage frame (for review without Blender). One backend stays
 warm for the whole batch. The import's warnings (e.g. frames that may show another person) are
 lines "bake: CLIP: warning: ..." on stderr. A clip that fails gets one line on stderr and the batch
-goes on; the exit code is 1 if any clip failed.
+goes on; the exit code is 1 if any clip failed (2, before any clip, when FLAME, the weights or the
+backend are missing, or --character's file does not name one character). --ray auto|ADDRESS runs the
+batch as one Ray task per clip, on a local Ray instance or a cluster (scripts/ray_batch.py).
 """
 
 from __future__ import annotations
@@ -36,7 +42,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--flame", help="FLAME .pkl or converted .safetensors (default: weights/flame.safetensors)")
     parser.add_argument("--weights", help="SHeaP archive (default: weights/model_expressive.pt)")
     parser.add_argument("--backend-python", help="the backend's Python (default: .venv/bin/python)")
-    parser.add_argument("--rig", type=Path, help="a .blend holding a FLAME rig made by this extension")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--rig", type=Path, help="a .blend holding a FLAME rig made by this extension")
+    target.add_argument("--character", type=Path,
+                        help="a .blend holding a character with ARKit-52 shape keys: the take is keyed on it")
+    parser.add_argument("--character-object", metavar="NAME",
+                        help="the character's object in --character's file (default: the only mesh with ARKit keys)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="the network's precision (auto: bfloat16 where native and within the self-check's limits)")
@@ -48,6 +59,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--preview", action="store_true",
                         help="also write DIR/<clip>.preview.mp4: the head drawn over every footage frame, for review "
                              "without Blender (python -m backend preview)")
+    from ray_batch import add_arguments  # scripts/ray_batch.py: --ray auto|ADDRESS and its options
+
+    add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -86,13 +100,14 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     started = time.perf_counter()
     target = args.out / f"{name}.blend"
     result_path = args.out / f"{name}.sheap.safetensors"
+    source = args.rig or args.character
     try:
-        if args.rig is not None:
-            bpy.ops.wm.open_mainfile(filepath=str(args.rig))
+        if source is not None:
+            bpy.ops.wm.open_mainfile(filepath=str(source))
         else:
             bpy.ops.wm.read_factory_settings(use_empty=True)
     except RuntimeError as exc:
-        raise BakeFailure(f"{args.rig}: cannot open it ({str(exc).strip().splitlines()[-1]})") from None
+        raise BakeFailure(f"{source}: cannot open it ({str(exc).strip().splitlines()[-1]})") from None
     run = Reconstruction(Request(footage=os.path.abspath(clip), output=str(result_path), flame=flame,
                                  weights=weights, backend_python=python, device=args.device, precision=args.precision,
                                  batch_size=args.batch_size, smooth=args.smooth, face=args.face))
@@ -105,7 +120,10 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     if run.state != "done":
         raise BakeFailure(run.error)
     try:
-        made = import_result(bpy.context, run.result_path, flame, onto_selected=args.rig is not None)
+        if args.character is not None:
+            made = drive_character(args, run.result_path, flame)
+        else:
+            made = import_result(bpy.context, run.result_path, flame, onto_selected=args.rig is not None)
     except InputError as exc:
         raise BakeFailure(str(exc)) from None
     for warning in made.warnings:  # what the panel reports: a batch user sees it too
@@ -120,8 +138,40 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     if args.preview:
         write_preview(run.result_path, args.out / f"{name}.preview.mp4", flame, python)
     demo = " [demo weights]" if run.demo else ""
-    print(f"bake: {clip} -> {target} ({run.total} frames, {made.collection.name}, "
-          f"{time.perf_counter() - started:.1f} s){demo}", flush=True)
+    what = made.collection.name if args.character is None else f"{made.obj.name}: {made.report.line()}"
+    print(f"bake: {clip} -> {target} ({run.total} frames, {what}, {time.perf_counter() - started:.1f} s){demo}",
+          flush=True)
+
+
+def drive_character(args: argparse.Namespace, result: str, flame: str):
+    """Key the result's ARKit take on the character in the open file (sheap_blender.character)."""
+    import bpy
+
+    from sheap_blender.character import drive_with_result, resolve_source
+    from sheap_blender.character_mapping import find_character
+
+    obj = find_character(str(args.character), args.character_object)
+    source = resolve_source(bpy.context, result, flame, frame_start=1)
+    return drive_with_result(bpy.context, obj, source, set_scene=True)
+
+
+def check_character(args: argparse.Namespace) -> str | None:
+    """Before any clip: the character's file opens and names one character (else the one-line reason)."""
+    import bpy
+
+    from sheap_blender.character_mapping import find_character
+    from sheap_blender.core.errors import InputError
+
+    if not args.character.is_file():
+        return f"{args.character}: character .blend not found"
+    try:
+        bpy.ops.wm.open_mainfile(filepath=str(args.character))
+        find_character(str(args.character), args.character_object)
+    except RuntimeError as exc:
+        return f"{args.character}: cannot open it ({str(exc).strip().splitlines()[-1]})"
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 def write_preview(result: str, video: Path, flame: str, python: str) -> None:
@@ -141,9 +191,12 @@ def write_preview(result: str, video: Path, flame: str, python: str) -> None:
 def main() -> int:
     if str(REPO) not in sys.path:  # a script, not the extension: it may use the repository's package
         sys.path.insert(0, str(REPO))
+    if str(REPO / "scripts") not in sys.path:  # its own folder (blender -P does not add it): ray_batch.py
+        sys.path.insert(0, str(REPO / "scripts"))
     args = parse_args(sys.argv)
     args.out = args.out.expanduser().absolute()  # every path absolute where it is read: the backend runs elsewhere
     args.rig = None if args.rig is None else args.rig.expanduser().absolute()
+    args.character = None if args.character is None else args.character.expanduser().absolute()
     import bpy
 
     import sheap_blender
@@ -161,9 +214,21 @@ def main() -> int:
     if args.rig is not None and not args.rig.is_file():
         print(f"bake: {args.rig}: rig .blend not found", file=sys.stderr, flush=True)
         return 2
+    if args.character_object and args.character is None:
+        print("bake: --character-object needs --character FILE.blend", file=sys.stderr, flush=True)
+        return 2
+    problem = check_character(args) if args.character is not None else None
+    if problem:
+        print(f"bake: {problem}", file=sys.stderr, flush=True)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
 
-    names = unique_names(args.clips)
+    names = [args.output_name] if args.output_name else unique_names(args.clips)
+    from ray_batch import bake_on_ray
+
+    code = bake_on_ray(args, names, flame, weights, python)  # --ray: one Ray task per clip, else None
+    if code is not None:
+        return code
     failures = 0
     try:
         for clip, name in zip(args.clips, names):

@@ -2,7 +2,8 @@
 
     python3 scripts/setup_env.py backend   # .venv: the backend (what Blender's "Set up backend" runs)
     python3 scripts/setup_env.py run       # the backend plus bpy 4.5 as a module (`make run` bakes a .blend)
-    python3 scripts/setup_env.py test      # the backend plus test tools and bpy 4.5, 5.2 and 4.2
+    python3 scripts/setup_env.py run --ray # ... plus Ray in .venv-bpy45, for `bake.py --ray` (batches on a cluster)
+    python3 scripts/setup_env.py test      # the backend plus test tools, bpy 4.5 (with Ray), 5.2 and 4.2
 
 Progress goes to stdout one line per step ("setup: ..."), so Blender can show it.
 Each environment keeps a stamp of the requirements it was built from; an unchanged one is skipped.
@@ -74,6 +75,7 @@ def build_env(venv: Path, python_version: str, requirement_files: list[Path]) ->
 
 
 BACKEND_REQUIREMENTS = REPO / "backend" / "requirements.txt"
+RAY_REQUIREMENTS = REPO / "scripts" / "requirements-ray.txt"  # bake.py --ray; optional for `run`, always for `test`
 
 
 def setup_backend(gsplat: bool = False, venv: Path | None = None) -> Path:
@@ -83,14 +85,15 @@ def setup_backend(gsplat: bool = False, venv: Path | None = None) -> Path:
     return build_env(venv or REPO / ".venv", "3.11", reqs)
 
 
-def setup_run() -> None:
+def setup_run(ray: bool = False) -> None:
     setup_backend()
-    build_env(REPO / ".venv-bpy45", "3.11", [REPO / "tests" / "requirements-bpy45.txt"])
+    bake_requirements = [REPO / "tests" / "requirements-bpy45.txt"] + ([RAY_REQUIREMENTS] if ray else [])
+    build_env(REPO / ".venv-bpy45", "3.11", bake_requirements)
 
 
 def setup_test() -> None:
     build_env(REPO / ".venv", "3.11", [BACKEND_REQUIREMENTS, REPO / "requirements-dev.txt"])
-    build_env(REPO / ".venv-bpy45", "3.11", [REPO / "tests" / "requirements-bpy45.txt"])
+    build_env(REPO / ".venv-bpy45", "3.11", [REPO / "tests" / "requirements-bpy45.txt", RAY_REQUIREMENTS])
     build_env(REPO / ".venv-bpy5", "3.13", [REPO / "tests" / "requirements-bpy5.txt"])
     build_env(REPO / ".venv-bpy42", "3.11", [REPO / "tests" / "requirements-bpy42.txt"])
 
@@ -100,13 +103,17 @@ def main() -> None:
     parser.add_argument("what", choices=["backend", "run", "test"])
     parser.add_argument("--gsplat", action="store_true", help="also install gsplat (CUDA machines)")
     parser.add_argument("--venv", type=Path, help="where to make the backend environment (default: .venv here)")
+    parser.add_argument("--ray", action="store_true",
+                        help="with `run`: also install Ray into .venv-bpy45, for `bake.py --ray` (`test` always does)")
     args = parser.parse_args()
+    if args.ray and args.what != "run":
+        parser.error("--ray goes with `run` (`test` installs Ray anyway; the backend does not use it)")
     try:
         if args.what == "backend":
             python = setup_backend(args.gsplat, args.venv)
             print(f"setup: backend Python is {python}", flush=True)
         elif args.what == "run":
-            setup_run()
+            setup_run(args.ray)
         else:
             setup_test()
     except subprocess.CalledProcessError as exc:
