@@ -11,7 +11,64 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# The codecs a clip may be written with, in the order tried: MPEG-4 Part 2 (what every OpenCV build
+# writes; the stand-ins and the tests use it), or H.264 first, as cameras and phones write (benchmarks:
+# only where this OpenCV has an H.264 encoder; the pip wheels have none). `video_codec` names what a file is.
+MPEG4_PART2 = ("mp4v",)
+H264_WHERE_POSSIBLE = ("avc1", "H264", "mp4v")
+CODEC_NAMES = {"avc1": "H.264", "h264": "H.264", "H264": "H.264", "x264": "H.264", "X264": "H.264",
+               "mp4v": "MPEG-4 Part 2", "FMP4": "MPEG-4 Part 2", "MJPG": "Motion JPEG"}
+_usable_fourcc: dict[tuple[str, tuple[str, ...]], str] = {}
+
 FACE_CENTRE_IN_PORTRAIT = (245.0, 150.0)  # roughly the middle of the astronaut's face (512 x 512 image)
+
+
+def usable_fourcc(suffix: str, fourccs: tuple[str, ...]) -> str:
+    """The first of `fourccs` this OpenCV writes into a `suffix` file that reads back, frame for frame
+    (tried once per process on a tiny clip; OpenCV's complaints about the others are silenced)."""
+    key = (suffix, tuple(fourccs))
+    if key not in _usable_fourcc:
+        import tempfile
+
+        from ..faces.landmarks import quiet_stderr
+
+        for fourcc in fourccs:
+            with tempfile.TemporaryDirectory() as tmp, quiet_stderr():
+                probe = Path(tmp) / f"probe{suffix}"
+                writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*fourcc), 30.0, (64, 48))
+                if not writer.isOpened():
+                    continue
+                for level in (40, 120, 200):
+                    writer.write(np.full((48, 64, 3), level, np.uint8))
+                writer.release()
+                capture = cv2.VideoCapture(str(probe))
+                read = 0
+                while capture.read()[0]:
+                    read += 1
+                capture.release()
+            if read == 3:
+                _usable_fourcc[key] = fourcc
+                break
+        else:
+            raise RuntimeError(f"OpenCV writes none of {', '.join(fourccs)} into {suffix} files")
+    return _usable_fourcc[key]
+
+
+def open_writer(path: Path, fps: float, size: tuple[int, int], fourccs: tuple[str, ...]) -> cv2.VideoWriter:
+    """A video writer with the first usable of `fourccs` (`usable_fourcc`)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*usable_fourcc(path.suffix, fourccs)), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    return writer
+
+
+def video_codec(path: str | Path) -> str:
+    """What a video file's frames are encoded with, as OpenCV reads it: e.g. "H.264 (avc1)"."""
+    capture = cv2.VideoCapture(str(path))
+    code = int(capture.get(cv2.CAP_PROP_FOURCC))
+    capture.release()
+    fourcc = code.to_bytes(4, "little").decode("ascii", "replace").strip("\x00 ")
+    return f"{CODEC_NAMES.get(fourcc, 'unknown codec')} ({fourcc or '?'})"
 
 
 def astronaut_motion(n_frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -34,8 +91,10 @@ def astronaut_motion(n_frames: int, size: tuple[int, int]) -> np.ndarray:
 
 
 def write_demo_clip(directory: str | Path, n_frames: int = 90, fps: float = 30.0,
-                    size: tuple[int, int] = (640, 480)) -> tuple[Path, Path]:
-    """Write `astronaut.mp4` and `astronaut_motion.json` (per-frame 2x3 portrait->frame affines)."""
+                    size: tuple[int, int] = (640, 480), fourccs: tuple[str, ...] = MPEG4_PART2) -> tuple[Path, Path]:
+    """Write `astronaut.mp4` and `astronaut_motion.json` (per-frame 2x3 portrait->frame affines).
+
+    `fourccs`: the codecs to try (`H264_WHERE_POSSIBLE`: H.264 where OpenCV can); `video_codec` says which."""
     from skimage import data
 
     directory = Path(directory)
@@ -43,9 +102,7 @@ def write_demo_clip(directory: str | Path, n_frames: int = 90, fps: float = 30.0
     matrices = astronaut_motion(n_frames, size)
     clip = directory / "astronaut.mp4"
     temporary = directory / ".astronaut.tmp.mp4"
-    writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {temporary}")
+    writer = open_writer(temporary, fps, size, fourccs)
     # OpenCV maps pixel centres at integers; the matrices use pixel i = [i, i+1]: shift by half a pixel
     for matrix in matrices:
         to_cv = matrix.copy()
@@ -139,12 +196,14 @@ class Shot:
     background: str = "rocket"  # a scikit-image photograph behind the faces
 
 
-def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot], fps: float = 30.0) -> Path:
+def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot], fps: float = 30.0,
+                     fourccs: tuple[str, ...] = MPEG4_PART2) -> Path:
     """A clip of real-photo shots with real faces placed small, moving; motion saved beside it.
 
     `path` + `.motion.json` holds, per frame, one 2x3 affine (portrait pixels -> frame pixels) per
     face of that frame's shot, in the order given (hard cuts between shots). The affine carries the
     face's own portrait: each face's landmarks (`PORTRAITS`) map through it onto the frame.
+    `fourccs`: the codecs to try (`H264_WHERE_POSSIBLE`: H.264 where OpenCV can); `video_codec` says which.
     """
     from skimage import data
 
@@ -152,9 +211,7 @@ def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot],
     width, height = size
     motions: list[list[list[list[float]]]] = []
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {temporary}")
+    writer = open_writer(temporary, fps, size, fourccs)
     for shot in shots:
         background = cv2.resize(getattr(data, shot.background)()[..., :3], size, interpolation=cv2.INTER_AREA)
         t = np.arange(shot.frames) / max(shot.frames - 1, 1)

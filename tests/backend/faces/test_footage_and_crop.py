@@ -14,7 +14,15 @@ from backend.faces.crop import BoxSmoother, crop_image
 from backend.faces.footage import open_footage
 from backend.faces.tracker import FaceTracker
 from backend.pipeline import iterate_crops
-from backend.standins.clip import set_mp4_rotation, write_demo_clip, write_faceless_clip
+from backend.standins.clip import (
+    H264_WHERE_POSSIBLE,
+    MPEG4_PART2,
+    set_mp4_rotation,
+    usable_fourcc,
+    video_codec,
+    write_demo_clip,
+    write_faceless_clip,
+)
 from sheap_blender.core.errors import InputError
 
 
@@ -35,6 +43,19 @@ def write_images(folder: Path, names: list[str], size=(48, 32)) -> list[np.ndarr
         cv2.imwrite(str(folder / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         images.append(rgb)
     return images
+
+
+def test_clips_say_what_codec_they_are(clip, tmp_path):
+    """The stand-ins' clips are MPEG-4 Part 2; the benchmarks' are H.264 where this OpenCV writes it (checked by
+    reading a probe clip back), else MPEG-4 Part 2; `video_codec` names what a file is, as OpenCV reads it."""
+    assert usable_fourcc(".mp4", MPEG4_PART2) == "mp4v" and video_codec(clip[0]).startswith("MPEG-4 Part 2")
+    chosen = usable_fourcc(".mp4", H264_WHERE_POSSIBLE)
+    path, _ = write_demo_clip(tmp_path, n_frames=6, size=(160, 120), fourccs=H264_WHERE_POSSIBLE)
+    expected = "H.264" if chosen in ("avc1", "H264") else "MPEG-4 Part 2"
+    assert video_codec(path).startswith(expected), (chosen, video_codec(path))
+    assert len(list(open_footage(path).frames())) == 6
+    with pytest.raises(RuntimeError, match="writes none of"):
+        usable_fourcc(".mp4", ("NONE",))
 
 
 def test_video(clip):

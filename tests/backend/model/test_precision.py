@@ -13,16 +13,25 @@ import pytest
 import torch
 from backend_command import backend
 
+from backend.model import precision
 from backend.model.precision import (
+    CHECK_CROPS,
     LIMIT_MAX_MM,
     LIMIT_MAX_PX,
     LIMIT_MEAN_MM,
     LIMIT_MEAN_PX,
     Deviation,
+    check_boxes,
+    check_crops,
+    load_predictor,
     native_bf16,
+    pipeline_box,
+    precision_line,
+    precision_metadata,
     resolve_precision,
 )
 from backend.model.predictor import REQUIRED_OUTPUTS, Predictor
+from backend.standins.clip import PORTRAITS
 from backend.standins.predictor import DemoSheap, ViTB16
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.result_format import read_result
@@ -85,6 +94,99 @@ def _moved(logs: list[str]) -> tuple[str, float, float]:
     found = [MOVED.search(line) for line in logs if MOVED.search(line)]
     assert len(found) == 1, logs
     return found[0].group(1), float(found[0].group(2)), float(found[0].group(3))
+
+
+# --- auto's choice on every machine: the CPU's capability faked (the subprocess tests above and below
+# exercise whichever branch the machine running them has; these exercise both, in-process)
+
+CPU = torch.device("cpu")
+
+
+def _fake_native_bf16(monkeypatch, native: bool) -> None:
+    """The capability probe `resolve_precision` asks, answered as a CPU with (or without) native bfloat16."""
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+
+
+def _same_outputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[name], b[name]) for name in a)
+
+
+def test_auto_with_native_bf16_falls_back_beyond_the_limits(monkeypatch, coarse_weights, demo_flame_model):
+    _fake_native_bf16(monkeypatch, True)
+    predictor = load_predictor(coarse_weights, CPU, "auto", demo_flame_model)
+    check = predictor.precision_check
+    assert (check.asked, check.checked, check.used) == ("auto", "bf16", "fp32") and check.fell_back
+    assert check.crops == len(CHECK_CROPS) and not check.deviation.within_limits()
+    assert predictor.precision == "fp32" and predictor.dtype == torch.float32
+    line = precision_line(predictor, "auto")
+    assert line.startswith("precision fp32: bfloat16 moves the FLAME vertices ") and line.endswith(
+        "auto falls back to float32"), line
+    metadata = precision_metadata(predictor)
+    recorded = json.loads(metadata["precision_deviation"])
+    assert metadata["precision"] == "fp32" and recorded["fell_back"] and recorded["asked"] == "auto"
+    # float32 for real: the archive was reloaded, not cast back (bfloat16's rounding would stay)
+    crops = check_crops()
+    assert _same_outputs(predictor.predict(crops), Predictor(coarse_weights, CPU).predict(crops))
+
+
+def test_auto_with_native_bf16_keeps_it_within_the_limits(monkeypatch, demo, demo_flame_model):
+    _fake_native_bf16(monkeypatch, True)
+    weights = demo / "demo_sheap_model.pt"
+    predictor = load_predictor(weights, CPU, "auto", demo_flame_model)
+    check = predictor.precision_check
+    assert (check.asked, check.checked, check.used) == ("auto", "bf16", "bf16") and not check.fell_back
+    assert check.deviation.within_limits() and check.deviation.mean_mm > 0
+    assert predictor.precision == "bf16" and predictor.dtype == torch.bfloat16
+    line = precision_line(predictor, "auto")
+    assert line.startswith("precision bf16: bfloat16 moves ") and "(demo weights)" in line, line
+    assert precision_metadata(predictor)["precision"] == "bf16"
+    crops = check_crops()
+    assert not _same_outputs(predictor.predict(crops), Predictor(weights, CPU).predict(crops))  # bf16 ran
+
+
+def test_auto_with_native_bf16_and_an_archive_that_fails_at_it(monkeypatch, demo_flame_model, tmp_path):
+    _fake_native_bf16(monkeypatch, True)
+    predictor = load_predictor(_script(_PinsFloat32(), tmp_path / "pinned.pt"), CPU, "auto", demo_flame_model)
+    check = predictor.precision_check
+    assert check.deviation is None and check.used == "fp32" and predictor.precision == "fp32"
+    assert "fails at bfloat16" in precision_line(predictor, "auto") and "using float32" in check.message()
+
+
+def test_auto_without_native_bf16_is_float32_unchecked(monkeypatch, coarse_weights, demo_flame_model):
+    _fake_native_bf16(monkeypatch, False)
+    assert resolve_precision("auto", CPU) == "fp32" and resolve_precision("bf16", CPU) == "bf16"
+    predictor = load_predictor(coarse_weights, CPU, "auto", demo_flame_model)
+    assert predictor.precision == "fp32" and predictor.precision_check is None  # no check: nothing was tried
+    assert precision_line(predictor, "auto") == "precision fp32: no native bfloat16 on this cpu (auto)"
+    assert precision_metadata(predictor) == {"precision": "fp32", "precision_deviation": "null"}
+
+
+def test_the_check_crops_are_the_pipelines_crops():
+    """The self-check's unmoved boxes are what the pipeline crops on each portrait: the crop rule on the
+    landmarks the face finder finds there (within 2% of the box in position and size), about 1.9 x the
+    face's extent (the face as large in the crop as the network sees it in a reconstruction)."""
+    from backend.faces.crop import box_from_landmarks
+    from backend.faces.tracker import FaceTracker
+
+    people = {person for person, *_ in CHECK_CROPS}
+    assert len(people) >= 3 and len(CHECK_CROPS) == 8
+    for person in people:
+        with FaceTracker() as tracker:
+            tracked = tracker.track(PORTRAITS[person].image()) + tracker.flush()
+        assert tracked[0].detection is not None, person
+        found = box_from_landmarks(tracked[0].detection.landmarks68)
+        box = pipeline_box(person)
+        side = box[2] - box[0]
+        assert side == pytest.approx(1.9 * PORTRAITS[person].face_px)
+        assert np.abs(found - box).max() < 0.02 * side, (person, found, box)
+    for (person, dx, dy, scale), (named, box) in zip(CHECK_CROPS, check_boxes()):
+        base = pipeline_box(person)
+        side = base[2] - base[0]
+        assert named == person and abs(dx) <= 0.05 and abs(dy) <= 0.05 and abs(scale - 1) <= 0.1
+        assert box[2] - box[0] == pytest.approx(scale * side)
+    crops = check_crops()
+    assert crops.shape == (len(CHECK_CROPS), 3, 224, 224) and crops.dtype == np.float32
+    assert 0.1 < crops.mean() < 0.9 and all(crop.std() > 0.05 for crop in crops)  # pictures, not padding
 
 
 def test_bf16_reports_the_vertex_deviation_in_mm(demo, tmp_path):
