@@ -61,6 +61,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
         check_count(args.gaussian_count)
     face_point = None if args.face is None else args.face.split(",")
+    people = parse_people(args.people, args.face)
     job = prepare_job(_absolute(args.footage), output, _absolute(args.flame), _absolute(args.weights), args.device,
                       args.start,
                       args.end, args.batch_size, args.per_frame_shape, smoothing, face_point, args.precision)
@@ -68,22 +69,88 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     if job.is_demo:
         progress.message("using demo weights (stand-ins, not SHeaP/FLAME): the head is not a real reconstruction")
     progress.message(f"{job.describe()}; {precision_line(job.predictor, args.precision)}")
+
+    def finish(result, path: Path) -> None:
+        if args.gaussians:
+            from .gaussians.head import add_gaussians
+
+            add_gaussians(job.flame, result, job.footage, path, args.gaussian_count, job.predictor.device,
+                          log=progress.message)
+        write_result(path, result)
+
     try:
-        result = reconstruct(job, on_progress=lambda done, total: progress.update(done))
+        if people == "all":
+            from .people_job import reconstruct_everyone
+
+            listing, found = reconstruct_everyone(job, output, finish, progress.update, log=progress.message)
+        else:
+            if people is not None:
+                from .people_job import person_numbered
+
+                job.person = person_numbered(job, people)
+                progress.message(f"following person {people}")
+            result = reconstruct(job, on_progress=lambda done, total: progress.update(done))
     finally:
         progress.close()
-    if args.gaussians:
-        from .gaussians.head import add_gaussians
-
-        add_gaussians(job.flame, result, job.footage, output, args.gaussian_count, job.predictor.device,
-                      log=progress.message)
-    write_result(output, result)
+    if people == "all":
+        if args.progress == "json":
+            emit_json("done", people=os.fspath(listing.resolve()), count=len(found), demo=job.is_demo)
+        else:
+            print(f"wrote {listing}: {len(found)} {'person' if len(found) == 1 else 'people'}, a result and a "
+                  "thumbnail each", flush=True)
+        return
+    finish(result, output)
     n_invalid = int((~result.valid).sum())
     if args.progress == "json":
         emit_json("done", result=os.fspath(output.resolve()), frames=result.n_frames, invalid=n_invalid,
                   demo=result.is_demo)
     else:
         print(f"wrote {output}: {result.n_frames} frames, {n_invalid} without a face (interpolated)", flush=True)
+
+
+def parse_people(value: str | None, face: str | None) -> str | int | None:
+    """--people: None (one person, the largest or --face), "all", or a person's number (1, 2, ...)."""
+    if value is None:
+        return None
+    if face is not None:
+        raise InputError(None, "--people and --face both say whom to follow: give one of them")
+    if value == "all":
+        return "all"
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InputError(None, f"--people {value}: give all, or a person's number (1, 2, ... as `people` lists them)")
+    return number
+
+
+def cmd_people(args: argparse.Namespace) -> None:
+    import threading
+
+    from .faces.footage import open_footage
+    from .people_job import people_path, write_people_only
+    from .progress import Progress, emit_json
+
+    output = check_output(args.output, args.footage)
+    if not output.name.endswith(".people.json"):
+        raise InputError(output, "the people file's name must end in .people.json")
+    footage = open_footage(_absolute(args.footage))
+    end = footage.frame_count if args.end is None else min(args.end, footage.frame_count)
+    if not 0 <= args.start < end:
+        raise InputError(footage.path, f"frames {args.start}-{end - 1}: no frames in that range "
+                                       f"({footage.frame_count} frames)")
+    progress = Progress(args.progress, total=end - args.start, description="people")
+    try:
+        found = write_people_only(footage, args.start, end, output, threading.Event(),
+                                  lambda done, total: progress.update(done))
+    finally:
+        progress.close()
+    assert people_path(output) == output
+    if args.progress == "json":
+        emit_json("done", people=os.fspath(output.resolve()), count=len(found))
+    else:
+        print(f"wrote {output}: {len(found)} {'person' if len(found) == 1 else 'people'}", flush=True)
 
 
 def cmd_flame(args: argparse.Namespace) -> None:
@@ -204,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--face", metavar="X,Y",
                      help="follow the person nearest this point of the first frame (fractions of its width and "
                           "height from the top-left corner, e.g. 0.7,0.4); default: the largest face")
+    rec.add_argument("--people", metavar="all|N",
+                     help="all: one result per person who appears (NAME.personN.sheap.safetensors beside -o, with "
+                          "NAME.people.json and a thumbnail each); N: follow person N as the `people` command "
+                          "numbers them; default: one person, the largest face or --face")
     rec.add_argument("--per-frame-shape", action="store_true",
                      help="keep each frame's identity instead of one per clip (research use)")
     rec.add_argument("--gaussians", action="store_true",
@@ -211,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--gaussian-count", type=int, default=60_000, metavar="N", help="how many (default 60000)")
     rec.add_argument("--progress", choices=["bar", "json", "none"], default="bar" if sys.stderr.isatty() else "none")
     rec.set_defaults(run=cmd_reconstruct)
+
+    people = commands.add_parser("people", help="who appears in the footage -> NAME.people.json and a thumbnail "
+                                                "per person (no FLAME or weights needed)")
+    people.add_argument("footage")
+    people.add_argument("-o", "--output", required=True, help="the people file (NAME.people.json)")
+    people.add_argument("--start", type=int, default=0, help="first frame (0-based)")
+    people.add_argument("--end", type=int, default=None, help="frame after the last (default: the clip's end)")
+    people.add_argument("--progress", choices=["bar", "json", "none"],
+                        default="bar" if sys.stderr.isatty() else "none")
+    people.set_defaults(run=cmd_people)
 
     flame = commands.add_parser("flame", help="evaluate FLAME for every frame of a result -> (F, V, 3) .npy")
     flame.add_argument("result")

@@ -30,6 +30,8 @@ from sheap_blender.core.result_format import PER_FRAME, Result
 from . import __version__
 from .faces.crop import BoxSmoother, box_from_landmarks, crop_image
 from .faces.footage import Footage, open_footage
+from .faces.identity import Embed, Identity
+from .faces.people import Person
 from .faces.search import MIN_FACE_PX
 from .faces.tracker import FaceTracker
 from .model.precision import load_predictor as load_at_precision
@@ -63,13 +65,16 @@ class Frame:
 class FollowedFace:
     """Which face the tracker followed: how it was chosen, and where it was at the frame it was chosen."""
 
-    rule: str = "largest"  # or "point"
+    rule: str = "largest"  # or "point", or "person" (one of the people `find_people` found)
     point: tuple[float, float] | None = None  # fractions of the frame from its top-left corner
+    person: int | None = None  # the person's number (rule "person")
+    identity: Identity | None = None  # the person's looks (rule "person")
     frame: int | None = None
     box: list[float] | None = None  # x0, y0, x1, y1 of its landmarks, footage pixels
 
     def as_json(self) -> str:
-        return json.dumps({"rule": self.rule, "point": self.point, "frame": self.frame, "box": self.box})
+        return json.dumps({"rule": self.rule, "point": self.point, "person": self.person, "frame": self.frame,
+                           "box": self.box})
 
 
 class _EitherEvent:
@@ -124,12 +129,14 @@ def _drain(q: queue.Queue, stop: threading.Event) -> Iterator:
 
 
 def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threading.Event,
-                  followed: FollowedFace | None = None, queue_size: int = 32) -> Iterator[Frame]:
+                  followed: FollowedFace | None = None, queue_size: int = 32, embed: Embed | None = None
+                  ) -> Iterator[Frame]:
     """Decode and track in two background threads; yield each frame in order (its crop when it has a face).
 
     `cancel` is only read here (Cancelled is raised when it is set), never set: it stays the
-    caller's to mean "the user cancelled". `followed` says which face to follow (its `point`) and
-    is filled in with the face chosen.
+    caller's to mean "the user cancelled". `followed` says which face to follow (its `point` or
+    `identity`) and is filled in with the face chosen. `embed` describes faces for recognition (the
+    face-recognition network, loaded when first needed, by default).
     """
     followed = followed if followed is not None else FollowedFace()
     finished = threading.Event()
@@ -164,7 +171,7 @@ def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threadi
                 release(smoother.push(box, tracked.segment))
 
         untracked: deque = deque()  # frames given to the tracker, their result not out yet
-        with FaceTracker(footage.fps, followed.point) as tracker:
+        with FaceTracker(footage.fps, followed.point, identity=followed.identity, embed=embed) as tracker:
             for index, rgb in _drain(decoded, stop):
                 untracked.append((index, rgb))
                 smooth(tracker.track(rgb))
@@ -196,6 +203,8 @@ class ReconstructJob:
     per_frame_shape: bool = False
     smoothing: Smoothing = field(default_factory=Smoothing)
     face_point: tuple[float, float] | None = None  # follow the face nearest this point; None: the largest
+    person: Person | None = None  # follow this person (found by `find_people`) instead
+    embed: Embed | None = None  # face recognition; None: the network, loaded when first needed
 
     @property
     def is_demo(self) -> bool:
@@ -231,8 +240,11 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
             frame.crop = None  # predicted: keep the frame's row, not its pixels
         batch.clear()
 
-    followed = FollowedFace("point" if job.face_point else "largest", job.face_point)
-    for frame in iterate_crops(job.footage, job.start, job.end, stop, followed):
+    if job.person is not None:
+        followed = FollowedFace("person", person=job.person.number, identity=job.person.identity())
+    else:
+        followed = FollowedFace("point" if job.face_point else "largest", job.face_point)
+    for frame in iterate_crops(job.footage, job.start, job.end, stop, followed, embed=job.embed):
         frames.append(frame)
         if frame.valid:
             batch.append(frame)
@@ -249,6 +261,8 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
     if not frames:
         raise InputError(job.footage.path, "no frames in the requested range")
     valid_mask = np.array([frame.valid for frame in frames], dtype=bool)
+    if not valid_mask.any() and job.person is not None:
+        raise InputError(job.footage.path, f"person {job.person.number} was not found again on any frame")
     if not valid_mask.any():
         clip = job.footage
         raise InputError(clip.path, f"no face found in any frame ({clip.width}x{clip.height}; faces down to "

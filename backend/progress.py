@@ -26,8 +26,13 @@ class Progress:
         self._last_emit = 0.0
         self._bar = tqdm(total=total, unit="frame", desc=description, file=sys.stderr) if mode == "bar" else None
 
-    def update(self, done: int) -> None:
-        """Report that `done` frames (of `total`) are finished."""
+    def update(self, done: int, total: int | None = None) -> None:
+        """Report that `done` frames (of `total`, which a job of several passes may change) are finished."""
+        if total is not None and total != self.total:
+            self.total = total
+            if self._bar is not None:
+                self._bar.total = total
+                self._bar.refresh()
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
         elif self.mode == "json":

@@ -43,6 +43,18 @@ class ReconstructRequest:
     gaussians: bool = False
     gaussian_count: int = DEFAULT_COUNT
     face: tuple[float, float] | None = None
+    people: str | int | None = None  # "all" (a result per person), a person's number, or None (one person)
+
+
+def _people(request: dict) -> str | int | None:
+    value = request.get("people")
+    if value is None or value == "all":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest(f"people must be \"all\", a person's number (1, 2, ...) or null, not {value!r}"[:160])
+    if request.get("face") is not None:
+        raise BadRequest("people and face both say whom to follow: give one of them")
+    return value
 
 
 def _path(request: dict, key: str) -> Path:
@@ -118,6 +130,7 @@ def parse_reconstruct(request: dict) -> ReconstructRequest:
         gaussians=_bool(request, "gaussians", False),
         gaussian_count=_int(request, "gaussian_count", DEFAULT_COUNT, 1, MAX_COUNT),
         face=_face(request),
+        people=_people(request),
     )
     if parsed.end is not None and parsed.end <= parsed.start:
         raise BadRequest(f"end ({parsed.end}) must be after start ({parsed.start})")

@@ -5,7 +5,9 @@ Requests (one JSON object a line on stdin):
     {"cmd": "reconstruct", "id": 1, "footage": ..., "output": ..., "flame": ..., "weights": ...,
      "device": "auto", "precision": "auto", "start": 0, "end": null, "batch_size": 16, "per_frame_shape": false,
      "smooth": 0.0, "smooth_groups": {"expression": 0.3, "jaw": 0.1}, "gaussians": false, "gaussian_count": 60000,
-     "face": null}   (face: [x, y], fractions of the first frame from its top-left: follow the nearest person)
+     "face": null, "people": null}
+    (face: [x, y], fractions of the first frame from its top-left: follow the nearest person; people: "all" for a
+    result per person (the done event names NAME.people.json instead of a result), or a person's number)
     {"cmd": "cancel"}   {"cmd": "ping"}   {"cmd": "quit"}
 Events (one JSON object a line on stdout): ready, log, progress, done, cancelled, error, pong.
 Only plain data crosses the pipe; errors travel as one line of text.
@@ -32,6 +34,7 @@ from .gaussians.head import add_gaussians
 from .model.precision import load_predictor, precision_line
 from .model.predictor import Predictor
 from .model.temporal import Smoothing
+from .people_job import person_numbered, reconstruct_everyone
 from .pipeline import Cancelled, prepare_job, reconstruct
 from .request import BadRequest, ReconstructRequest, parse_reconstruct
 
@@ -111,12 +114,23 @@ class Server:
                 fps = done / max(time.perf_counter() - started, 1e-9)
                 self.send("progress", id=job_id, frame=done, total=total, fps=round(fps, 2))
 
+            def log(message: str) -> None:
+                self.send("log", id=job_id, message=message)
+
+            def finish(result, path: Path) -> None:
+                if request.gaussians:
+                    add_gaussians(job.flame, result, job.footage, path, request.gaussian_count,
+                                  job.predictor.device, log=log, stop=self.stop)
+                write_result(path, result)
+
+            if request.people == "all":
+                listing, people = reconstruct_everyone(job, request.output, finish, on_progress, self.stop, log)
+                return "done", {"people": os.fspath(listing), "count": len(people), "demo": job.is_demo}
+            if request.people is not None:
+                job.person = person_numbered(job, request.people, self.stop)
+                log(f"following person {request.people}")
             result = reconstruct(job, on_progress=on_progress, stop=self.stop)
-            if request.gaussians:
-                add_gaussians(job.flame, result, job.footage, request.output, request.gaussian_count,
-                              job.predictor.device, log=lambda message: self.send("log", id=job_id, message=message),
-                              stop=self.stop)
-            write_result(request.output, result)
+            finish(result, request.output)
             return "done", {"result": os.fspath(request.output), "frames": result.n_frames,
                             "invalid": int((~result.valid).sum()), "demo": result.is_demo}
         except Cancelled:

@@ -7,16 +7,19 @@ Per frame, in order:
 - Search (`FaceSearch`, the whole frame at several scales): on the first frame, after the face
   is lost (every frame at first, then a few times a second while it stays lost) and after a cut.
 - Which face: at the first frame with a face, the largest (of the confident ones, when any: a
-  cat or a logo that the mesh takes for a face scores lower than a person), or the one nearest
-  the user's point (`point`, fractions of the frame from its top-left corner; the point also
-  seeds the search where the detector misses a face). Then the same person, by continuity of
-  position and size: after losing the face, only a face near where it was last seen (the
-  allowed distance grows with the time it has been gone) and not where another person was
-  seen; after a cut, among several faces the one that clearly looks like the person
-  (`appearance`, from how the face looked while it was surely theirs), else the face
-  nearest the followed one's last position and size.
-- Segments: a hard cut (`CutDetector`, or the face jumping in position or size between two
-  frames) or a gap where the face is lost starts a new segment; nothing is smoothed across one.
+  cat or a logo that the mesh takes for a face scores lower than a person), the one nearest the
+  user's point (`point`, fractions of the frame from its top-left corner; the point also seeds
+  the search where the detector misses a face), or the one that is a given person's (`identity`).
+  From then on the person is known by a face-recognition embedding (`identity`): after a cut and
+  whenever the face is found again, only a face within `SAME_PERSON` of the person's looks is
+  taken; when no face is theirs the frames are a gap, never filled by whoever else is in the
+  shot. Within a shot the face is followed by continuity, and its look is added to the person's
+  gallery about once a second.
+- Segments: a hard cut (`CutDetector`), the face jumping in position or size between two frames,
+  or a face found again far from where it was expected, or a gap where the face is lost starts a
+  new segment; nothing is smoothed across one.
+
+What is "a frame's plausible motion" is set for 30 fps and scaled to the clip's rate.
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .appearance import Appearance, describe
 from .cuts import CutDetector
+from .identity import Embed, Identity, recognisable
 from .landmarks import Detection, Landmarker
 from .search import MIN_FACE_PX, FaceSearch, distinct_faces
 
+REFERENCE_FPS = 30.0  # the per-frame limits below are for this rate; `FaceTracker` scales them
 # Between two frames a followed face strays less than this (in face sizes) from where its motion
 # so far puts it, and changes size less than this factor; more is a jump: a cut, or another face.
 MAX_STEP = 0.35
 MAX_SCALE_STEP = 1.25
 MAX_FIRST_STEP = 0.8  # the same, on a segment's second frame, when its speed is not known yet
-# Re-finding a lost face: it may have moved this many face sizes, plus this many per second gone.
+# Re-finding a lost face of unknown identity (too small to recognise): it may have moved this many
+# face sizes, plus this many per second gone.
 REACQUIRE_DISTANCE = 1.0
 REACQUIRE_SPEED = 4.0
 REACQUIRE_SCALE = 2.0
@@ -44,8 +49,8 @@ SEARCHES_PER_SECOND = 5.0  # ...then this often
 # A search's faces scoring at least this are taken for people first: real faces score 0.9 and more
 # (two real people, 45 to 200 px, five backgrounds), faces the mesh sees in a cat or a logo 0.5 to 0.7.
 CONFIDENT = 0.8
-APPEARANCE_INTERVAL = 1.0  # seconds between two descriptions of the followed person's looks
-OTHERS_LOOKS = 8  # descriptions of other people kept per shot
+DESCRIBE_INTERVAL = 1.0  # seconds between two looks added to the followed person's gallery
+STRANGER_MEMORY = 1.0  # seconds a face found not to be the person is not compared again (if it stays put)
 _LONG_AGO = -(10**9)  # a frame number before any: the next clear face is described at once
 
 
@@ -53,9 +58,9 @@ _LONG_AGO = -(10**9)  # a frame number before any: the next clear face is descri
 class TrackedFrame:
     detection: Detection | None  # the followed face, None when it is not on this frame
     segment: int  # 0, 1, 2...: a new one after each cut and each gap
-    cut: bool  # a hard cut was detected on this frame
+    cut: bool  # a hard cut (or a jump of the face to another place) starts a shot on this frame
     searched: bool  # the whole-frame search ran on this frame
-    identified: bool = False  # the face is the chosen person's by choice, continuity or looks (not by place alone)
+    identified: bool = False  # the face is the person's by choice, recognition or continuity (not by place alone)
 
 
 def credible(faces: list[Detection]) -> list[Detection]:
@@ -71,15 +76,30 @@ def _step(a: Detection, b: Detection) -> tuple[float, float]:
     return distance, ratio
 
 
+def default_embed() -> Embed:
+    """The face-recognition network (loaded on first use: it is not needed to follow a single shot)."""
+    from .face_recognition import shared_recognizer
+
+    return shared_recognizer().embed
+
+
 class FaceTracker:
     """One person's face, frame after frame; see the module's docstring for the rules."""
 
-    def __init__(self, fps: float = 30.0, point: tuple[float, float] | None = None, min_face: float = MIN_FACE_PX):
+    def __init__(self, fps: float = 30.0, point: tuple[float, float] | None = None, min_face: float = MIN_FACE_PX,
+                 identity: Identity | None = None, embed: Embed | None = None):
         self.fps = fps
         self.point = point
         self.landmarker = Landmarker()
         self.search = FaceSearch(self.landmarker, min_face)
-        self.cuts = CutDetector()
+        self.cuts = CutDetector(fps)
+        self.identity = identity if identity is not None else Identity()
+        self._given_identity = identity is not None and len(identity) > 0  # follow this person, not the largest face
+        self._embed = embed
+        self.embeddings = 0  # descriptors computed (for the benchmarks)
+        per_frame = float(np.clip(REFERENCE_FPS / max(fps, 1e-3), 0.4, 2.5))  # longer between frames: more motion
+        self.max_step, self.max_first_step = MAX_STEP * per_frame, MAX_FIRST_STEP * per_frame
+        self.max_scale_step = MAX_SCALE_STEP ** per_frame
         self.chosen: Detection | None = None  # the face chosen at the first frame with a face
         self.chosen_frame: int | None = None
         self._frame = -1
@@ -89,14 +109,13 @@ class FaceTracker:
         self._last_seen: Detection | None = None
         self._last_seen_frame = 0
         self._others: list[Detection] = []  # other people (confident faces) at the last search in this shot
-        self._others_looks: list[np.ndarray] = []  # how other people seen in this shot look (recent ones)
+        self._strangers: list[tuple[Detection, int]] = []  # faces found not to be the person, and when
         self._lost_frames = 0
         self._segment = 0
         self._segment_has_face = False
         self._cut_pending = False  # a cut was seen and the face has not been found since
         self._held: list[tuple[np.ndarray, TrackedFrame]] = []  # frames held back while the face is lost
-        self.appearance = Appearance()  # how the followed person looks (appearance)
-        self._identified = False  # this segment's face is surely the person: chosen, or recognised after a cut
+        self._identified = False  # this segment's face is surely the person: chosen, recognised, or followed from one
         self._described_frame = _LONG_AGO
 
     def __enter__(self) -> FaceTracker:
@@ -121,20 +140,23 @@ class FaceTracker:
         searched = False
         found: Detection | None = None
         if cut:
-            self._cut_pending, self._others, self._others_looks = True, [], []
-            self._new_segment()
+            self._start_shot()
         if self._previous is not None and not cut:
             found = self._follow(rgb, self._predicted)
             if found is not None and not self._continues(found):
-                cut = self._cut_pending = True  # the face jumped: a cut the picture did not show
-                self._identified = self.appearance.looks_like(rgb, found)  # kept by place: theirs if it looks so
-                self._described_frame = _LONG_AGO
-                self._new_segment()
+                # the face jumped: a cut the picture did not show, or the follow slid onto someone else
+                cut = True
+                self._start_shot()
+                found = self._recognised(rgb, [found])
         if found is None and (self._previous is not None or cut or self._search_due()):
+            expected = self._predicted if self._previous is not None else None
             found = self._choose(rgb, self.search.find(rgb))
             searched = True
+            if found is not None and expected is not None and not cut and not self._continues(found):
+                cut = True  # found again far from where the follow expected it: a new shot, as after a cut
+                self._new_segment()
         elif found is None and self._last_seen is not None:  # between searches: where it was last seen
-            found = self._reacquire(rgb, self._follow_all(rgb, self._last_seen))
+            found = self._choose_again(rgb, self._follow_all(rgb, self._last_seen))
         tracked = self._record(found, cut, searched)
         if found is not None:
             self._describe(rgb, found)
@@ -151,6 +173,14 @@ class FaceTracker:
         self._held.clear()
         return out
 
+    def _start_shot(self) -> None:
+        """A cut: the person must be recognised again; what was known of this shot's people goes."""
+        self._cut_pending = True
+        self._others, self._strangers = [], []
+        self._identified = False
+        self._described_frame = _LONG_AGO
+        self._new_segment()
+
     def _follow_back(self, found: Detection, segment: int) -> None:
         """Follow a face found again backwards through the frames held back before it."""
         later = found
@@ -158,16 +188,23 @@ class FaceTracker:
             rgb, _ = self._held[i]
             face = self._follow(rgb, later)
             distance, ratio = _step(later, face) if face is not None else (np.inf, np.inf)
-            if distance > MAX_FIRST_STEP or ratio > MAX_SCALE_STEP:
+            if distance > self.max_first_step or ratio > self.max_scale_step:
                 return
             self._held[i] = (rgb, TrackedFrame(face, segment, False, False, self._identified))
             later = face
 
+    def _embeddings(self, rgb: np.ndarray, faces: list[Detection]) -> np.ndarray:
+        if self._embed is None:
+            self._embed = default_embed()
+        self.embeddings += len(faces)
+        return self._embed(rgb, faces)
+
     def _describe(self, rgb: np.ndarray, face: Detection) -> None:
-        """Now and then, remember how the person looks, while the face is surely theirs and clear."""
-        due = self._frame - self._described_frame >= APPEARANCE_INTERVAL * self.fps
-        if self._identified and face.confidence >= CONFIDENT and due:
-            self.appearance.add(rgb, face)
+        """About once a second, add the followed face's look to the person's gallery, while it is surely theirs."""
+        due = self._frame - self._described_frame >= DESCRIBE_INTERVAL * self.fps
+        clear = face.confidence >= CONFIDENT or not len(self.identity)  # the first look is taken as it comes
+        if self._identified and due and clear and recognisable(face):
+            self.identity.add(self._embeddings(rgb, [face])[0])
             self._described_frame = self._frame
 
     def _record(self, found: Detection | None, cut: bool, searched: bool) -> TrackedFrame:
@@ -184,11 +221,10 @@ class FaceTracker:
         self._previous = found
         return TrackedFrame(found, self._segment, cut, searched, found is not None and self._identified)
 
-    @staticmethod
-    def _extrapolate(previous: Detection, current: Detection) -> Detection:
+    def _extrapolate(self, previous: Detection, current: Detection) -> Detection:
         """Where the face will be on the next frame at its present speed."""
         motion = current.centre - previous.centre
-        zoom = np.clip(current.size / max(previous.size, 1.0), 1 / MAX_SCALE_STEP, MAX_SCALE_STEP)
+        zoom = np.clip(current.size / max(previous.size, 1.0), 1 / self.max_scale_step, self.max_scale_step)
         centre = current.centre + motion
         return Detection(centre + (current.landmarks68 - current.centre) * zoom, current.confidence)
 
@@ -218,7 +254,8 @@ class FaceTracker:
     def _continues(self, face: Detection) -> bool:
         """The face is where the followed face's motion puts it on this frame (no jump)."""
         distance, ratio = _step(self._predicted, face)
-        return distance <= (MAX_STEP if self._speed_known else MAX_FIRST_STEP) and ratio <= MAX_SCALE_STEP
+        limit = self.max_step if self._speed_known else self.max_first_step
+        return distance <= limit and ratio <= self.max_scale_step
 
     def _choose(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
         """The followed person among the faces a search found (None: not among them)."""
@@ -228,20 +265,43 @@ class FaceTracker:
             near = [face for face in faces if self._continues(face)]
             if near:
                 return min(near, key=lambda face: _step(self._predicted, face)[0])
-        if self._cut_pending:
-            # who, among several people: the one that clearly looks like the person; else by place and size
-            recognised = self.appearance.closest(rgb, credible(faces))
-            chosen = recognised or self._after_cut(credible(faces))
-            self._described_frame = _LONG_AGO
-            alike = chosen is not None and self.appearance.looks_like(rgb, chosen)
-            self._identified = recognised is not None or alike
-        else:
-            chosen = self._reacquire(rgb, credible(faces))
-        self._see_others(rgb, faces, chosen)
+        chosen = self._choose_again(rgb, faces)
+        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
         return chosen
 
+    def _choose_again(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
+        """After a cut or a gap: the face that is the person's, by their looks (by place only when too small)."""
+        faces = credible(faces)
+        if self._last_seen is not None and not recognisable(self._last_seen) and not self._cut_pending:
+            return self._reacquire_by_place(faces)  # the person has been too small to recognise
+        return self._recognised(rgb, faces)
+
+    def _recognised(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
+        """The face among `faces` that is the person's, recognised by the embedding (None: nobody's is)."""
+        candidates = [face for face in faces if recognisable(face) and not self._known_stranger(face)]
+        if not candidates:
+            return None
+        descriptors = self._embeddings(rgb, candidates)
+        best = self.identity.best(descriptors)
+        self._strangers += [(face, self._frame) for i, face in enumerate(candidates) if i != best]
+        if best is None:
+            return None
+        self._identified = True
+        self.identity.add(descriptors[best])
+        self._described_frame = self._frame
+        return candidates[best]
+
+    def _known_stranger(self, face: Detection) -> bool:
+        """The face is one found, in the last second of this shot, not to be the person (and has not moved)."""
+        memory = STRANGER_MEMORY * self.fps
+        self._strangers = [(other, frame) for other, frame in self._strangers if self._frame - frame <= memory]
+        return any(_step(other, face)[0] <= self.max_first_step and _step(other, face)[1] <= self.max_scale_step
+                   for other, _ in self._strangers)
+
     def _first_choice(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
-        if self.point is not None:
+        if self._given_identity:
+            chosen = self._recognised(rgb, credible(faces))
+        elif self.point is not None:
             height, width = rgb.shape[:2]
             point = np.array([self.point[0] * width, self.point[1] * height])
             # the point seeds a face the detector missed; a face both found keeps the search's landmarks
@@ -258,27 +318,17 @@ class FaceTracker:
             chosen = max(credible(faces), key=lambda face: face.size)
         else:
             return None
+        if chosen is None:
+            return None
         self.chosen, self.chosen_frame = chosen, self._frame
         self._identified = True
-        self._see_others(rgb, faces, chosen)
+        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
         return chosen
 
-    def _see_others(self, rgb: np.ndarray, faces: list[Detection], chosen: Detection | None) -> None:
-        """Remember where the other people of a search are, and how they look (the last few)."""
-        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
-        self._others_looks = (self._others_looks + [describe(rgb, face) for face in self._others])[-OTHERS_LOOKS:]
-
-    def _reacquire(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
-        """After a gap in the same shot: the face nearest where it was last seen, never another person's.
-
-        Where another person was seen at the last search, only a face near the followed one's last
-        place (the distance allowed grows with the time it was gone), not where that person was and
-        not clearly looking like one of the other people seen in the shot (they move between two
-        searches) is taken for it; with nobody else in the shot, the face is taken wherever it comes back.
-        """
+    def _reacquire_by_place(self, faces: list[Detection]) -> Detection | None:
+        """A face too small to recognise, lost in the same shot: the face nearest where it was last
+        seen, never where another person was seen (the distance allowed grows with the time it was gone)."""
         last = self._last_seen
-        if last is None:
-            return None
         seconds = (self._frame - self._last_seen_frame) / max(self.fps, 1e-3)
         reach = REACQUIRE_DISTANCE + REACQUIRE_SPEED * seconds
         candidates = []
@@ -286,22 +336,9 @@ class FaceTracker:
             distance, ratio = _step(last, face)
             if ratio > REACQUIRE_SCALE:
                 continue
-            if self._others and (distance > reach or any(_step(other, face)[0] < min(distance, MAX_FIRST_STEP)
+            if self._others and (distance > reach or any(_step(other, face)[0] < min(distance, self.max_first_step)
                                                          for other in self._others)):
                 continue  # too far, or where another person was seen: that person, not ours
-            if self.appearance.someone_else(rgb, face, self._others_looks):
-                continue  # someone seen in this shot who has moved to where ours was
             candidates.append((distance, face))
+        self._identified = False  # by place only
         return min(candidates, key=lambda item: item[0])[1] if candidates else None
-
-    def _after_cut(self, faces: list[Detection]) -> Detection | None:
-        """After a cut the face may be anywhere: the one nearest the followed face's last place and size."""
-        last = self._last_seen
-        if last is None or not faces:
-            return faces[0] if faces else None
-
-        def unlikeness(face: Detection) -> float:
-            distance, ratio = _step(last, face)
-            return distance * last.size / max(face.size, last.size) + np.log(ratio)
-
-        return min(faces, key=unlikeness)

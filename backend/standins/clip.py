@@ -185,7 +185,7 @@ class FaceInShot:
     face_px: float  # extent of the face's landmarks in frame pixels at the shot's start
     pan: tuple[float, float] = (0.0, 0.0)  # displacement over the shot, fractions of the frame
     zoom: float = 0.0  # size at the shot's end = size x (1 + zoom)
-    mirror: bool = False  # flipped left-right: reads as another person placed beside
+    mirror: bool = False  # flipped left-right (still the same person to face recognition)
     person: str = "astronaut"  # a key of PORTRAITS
 
 
