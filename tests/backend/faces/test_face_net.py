@@ -1,7 +1,9 @@
-"""dlib's face-recognition ResNet in torch (face_net), its converter and dlib's face chip, checked against dlib itself.
+"""dlib's face-recognition ResNet in torch (face_net), its converter and the face chip, checked against dlib itself.
 
 Real faces only: skimage's astronaut (Eileen Collins), matplotlib's Grace Hopper and skimage's
-cameraman, their 68 landmarks from the project's own search. dlib (`dlib-bin`) is the reference.
+cameraman, their 68 landmarks from the project's own search. dlib (`dlib-bin`) is the reference:
+on dlib's own chips the network must give dlib's descriptors (1e-3); our OpenCV-sampled chips
+must be within about a grey level of dlib's, and their descriptors within a few hundredths.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-dlib = pytest.importorskip("dlib")
+import dlib  # the reference (requirements-dev.txt: dlib-bin)
 
-from backend.faces.face_chip import face_chip  # noqa: E402
-from backend.faces.face_net import SAME_PERSON_DISTANCE, descriptors  # noqa: E402
-from backend.faces.face_net_convert import convert, default_model_file, load_net  # noqa: E402
+from backend.faces.face_chip import face_chip
+from backend.faces.face_net import SAME_PERSON_DISTANCE, descriptors
+from backend.faces.face_net_convert import convert, default_model_file, load_net
 
 PEOPLE = ("astronaut", "grace_hopper", "camera")
 
@@ -87,24 +89,28 @@ def dlib_shape(landmarks: np.ndarray):
     return dlib.full_object_detection(box, [dlib.point(int(x), int(y)) for x, y in points])
 
 
+def dlib_chip(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    return np.asarray(dlib.get_face_chip(rgb, dlib_shape(landmarks), 150, 0.25))
+
+
 @pytest.mark.parametrize("name", [*PEOPLE, "astronaut_small"])
-def test_chip_is_dlibs(faces, name):
+def test_chip_is_dlibs_within_a_grey_level(faces, name):
     rgb, landmarks = faces[name]
     ours = face_chip(rgb, landmarks)
-    theirs = np.asarray(dlib.get_face_chip(rgb, dlib_shape(landmarks), 150, 0.25))
     assert ours.shape == (150, 150, 3) and ours.dtype == np.uint8
-    difference = np.abs(ours.astype(int) - theirs.astype(int))
-    assert difference.mean() < 0.5 and difference.max() <= 2  # in practice bit-identical
+    difference = np.abs(ours.astype(int) - dlib_chip(rgb, landmarks).astype(int))
+    assert difference.mean() < 1.5  # the same place, scale and turn: a chip off by a pixel differs by 4 and more
 
 
-def test_chip_of_a_large_face_uses_dlibs_pyramid(faces):
-    """A face far larger than the chip is cut from a pyramid level, as dlib does (anti-aliased)."""
+@pytest.mark.parametrize("enlarged", [1.5, 2.5, 5.0])
+def test_a_large_faces_chip_describes_the_face_as_dlibs(faces, net, recogniser, enlarged):
+    """A face far larger than the chip is reduced by a Gaussian pyramid before sampling, as dlib does;
+    OpenCV's pyramid is registered a fraction of a pixel differently: the descriptor stays within 0.06."""
     rgb, landmarks = faces["grace_hopper"]
-    large = cv2.resize(rgb, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)
-    points = np.round(landmarks * 2.5 + 0.75)
-    ours = face_chip(large, points)
-    theirs = np.asarray(dlib.get_face_chip(large, dlib_shape(points), 150, 0.25))
-    assert np.abs(ours.astype(int) - theirs.astype(int)).mean() < 0.5
+    large = cv2.resize(rgb, None, fx=enlarged, fy=enlarged, interpolation=cv2.INTER_CUBIC)
+    points = np.round(landmarks * enlarged + 0.5 * (enlarged - 1))
+    theirs = np.array(recogniser.compute_face_descriptor(large, dlib_shape(points), 0, 0.25))
+    assert np.linalg.norm(descriptors(net, face_chip(large, points))[0] - theirs) < 0.06
 
 
 def test_several_faces_at_once(faces):
@@ -114,12 +120,19 @@ def test_several_faces_at_once(faces):
 
 
 @pytest.mark.parametrize("name", [*PEOPLE, "astronaut_small"])
-def test_descriptor_is_dlibs(faces, net, recogniser, name):
+def test_the_network_on_dlibs_chip_gives_dlibs_descriptor(faces, net, recogniser, name):
     rgb, landmarks = faces[name]
     theirs = np.array(recogniser.compute_face_descriptor(rgb, dlib_shape(landmarks), 0, 0.25))
-    ours = descriptors(net, face_chip(rgb, landmarks))
+    ours = descriptors(net, dlib_chip(rgb, landmarks))
     assert ours.shape == (1, 128)
     assert np.abs(ours[0] - theirs).max() < 1e-3
+
+
+@pytest.mark.parametrize("name", [*PEOPLE, "astronaut_small"])
+def test_our_chip_gives_a_descriptor_near_dlibs(faces, net, recogniser, name):
+    rgb, landmarks = faces[name]
+    theirs = np.array(recogniser.compute_face_descriptor(rgb, dlib_shape(landmarks), 0, 0.25))
+    assert np.linalg.norm(descriptors(net, face_chip(rgb, landmarks))[0] - theirs) < 0.05
 
 
 def test_optimised_batch_matches(faces, net):
