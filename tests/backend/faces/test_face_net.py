@@ -9,11 +9,10 @@ must be within about a grey level of dlib's, and their descriptors within a few 
 from __future__ import annotations
 
 import cv2
+import dlib  # the reference (requirements-dev.txt: dlib-bin)
 import numpy as np
 import pytest
 from PIL import Image
-
-import dlib  # the reference (requirements-dev.txt: dlib-bin)
 
 from backend.faces.face_chip import face_chip
 from backend.faces.face_net import SAME_PERSON_DISTANCE, descriptors
