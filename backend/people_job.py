@@ -33,8 +33,8 @@ from sheap_blender.core.people_file import (
 from sheap_blender.core.result_format import Result
 
 from .faces.footage import Footage
-from .faces.identity import Embed
-from .faces.people import MIN_SIGHTINGS, Person, find_people, write_png
+from .faces.identity import MIN_RECOGNISABLE_PX, Embed
+from .faces.people import Person, find_people, write_png
 from .faces.tracker import default_embed
 from .pipeline import Cancelled, ReconstructJob, reconstruct
 
@@ -53,8 +53,8 @@ def discover(footage: Footage, start: int, end: int, stop: threading.Event, on_p
     if stop.is_set():
         raise Cancelled()
     if not people:
-        raise InputError(footage.path, f"nobody found: no face was clear enough to recognise on {MIN_SIGHTINGS} "
-                                       f"or more of the searches of frames {start}-{end - 1}")
+        raise InputError(footage.path, f"nobody found in frames {start}-{end - 1}: no face clear enough to "
+                                       f"recognise ({MIN_RECOGNISABLE_PX:g} px or more, confidently detected)")
     return people
 
 

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 THUMBNAIL = (64, 36)  # width, height of a landscape frame's thumbnail (a portrait frame's is turned)
-MIN_CHANGE = 0.4  # change of the normalised thumbnails: 0 for the same picture, ~0.5-0.8 for unrelated ones
+MIN_CHANGE = 0.33  # change of the normalised thumbnails: 0 for the same picture, ~0.5-0.8 for unrelated ones
 RELATIVE_CHANGE = 3.0  # times the recent typical change
 HISTORY_S = 0.5  # seconds the typical change is taken over
 MAX_PAN = 3.0  # frame widths (or heights) per second: the fastest camera motion allowed for

@@ -6,7 +6,7 @@ recognise) is described (`identity`). The descriptions are grouped into people i
 joins the person whose looks are nearest, within `SAME_PERSON`, and two faces of one frame are never
 one person. Groups that turn out alike afterwards (a person first seen small, then close) are joined
 when they never share a frame. People seen on fewer than `MIN_SIGHTINGS` searches are left out (a
-passer-by seen once).
+passer-by seen once), unless their face was large in the frame (`CLOSE_FACE`: a short close-up).
 
 Each person found is then followed through the clip like a chosen face (`tracker.FaceTracker` with
 their `Identity`), one after another, which is what `reconstruct --people all` does.
@@ -30,7 +30,8 @@ from .search import FaceSearch
 from .tracker import CONFIDENT, default_embed
 
 SCAN_INTERVAL = 0.5  # seconds between two whole-frame searches within a shot
-MIN_SIGHTINGS = 2  # a person must be found on this many searches to count (on screen for SCAN_INTERVAL)
+MIN_SIGHTINGS = 2  # a person must be found on this many searches to count (on screen for SCAN_INTERVAL)...
+CLOSE_FACE = 1 / 12  # ...or once with a face this large (of the frame's shorter side): someone the shot is about
 THUMBNAIL_PX = 160  # side of a person's thumbnail
 THUMBNAIL_MARGIN = 1.8  # thumbnail side / face size
 
@@ -149,7 +150,9 @@ def find_people(footage: Footage, start: int = 0, end: int | None = None, cancel
     finally:
         search.close()
         landmarker.close()
-    people = [person for person in group(sightings_by_frame) if len(person.sightings) >= MIN_SIGHTINGS]
+    close = CLOSE_FACE * min(footage.width, footage.height)
+    people = [person for person in group(sightings_by_frame)
+              if len(person.sightings) >= MIN_SIGHTINGS or person.clearest().face.size >= close]
     people.sort(key=lambda person: person.first_frame)
     for number, person in enumerate(people, start=1):
         person.number = number

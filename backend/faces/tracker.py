@@ -45,7 +45,8 @@ REACQUIRE_DISTANCE = 1.0
 REACQUIRE_SPEED = 4.0
 REACQUIRE_SCALE = 2.0
 EVERY_FRAME_SEARCHES = 3  # once lost, the whole frame is searched on this many frames in a row...
-SEARCHES_PER_SECOND = 5.0  # ...then this often
+SEARCHES_PER_SECOND = 5.0  # ...then this often for a second...
+SEARCHES_PER_SECOND_LATER = 2.0  # ...then this often (frames between searches are followed back: none is lost)
 # A search's faces scoring at least this are taken for people first: real faces score 0.9 and more
 # (two real people, 45 to 200 px, five backgrounds), faces the mesh sees in a cat or a logo 0.5 to 0.7.
 CONFIDENT = 0.8
@@ -236,8 +237,8 @@ class FaceTracker:
     def _search_due(self) -> bool:
         if self._lost_frames < EVERY_FRAME_SEARCHES:
             return True
-        interval = max(1, round(self.fps / SEARCHES_PER_SECOND))
-        return (self._lost_frames - EVERY_FRAME_SEARCHES) % interval == 0
+        rate = SEARCHES_PER_SECOND if self._lost_frames < self.fps else SEARCHES_PER_SECOND_LATER
+        return (self._lost_frames - EVERY_FRAME_SEARCHES) % max(1, round(self.fps / rate)) == 0
 
     def _follow_all(self, rgb: np.ndarray, around: Detection) -> list[Detection]:
         return self.landmarker.in_region(rgb, around.region())
