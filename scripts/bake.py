@@ -3,7 +3,7 @@
     blender -b -P scripts/bake.py -- CLIP... --out DIR [--flame F] [--weights W] [--backend-python P]
                                      [--rig FILE.blend | --character FILE.blend [--character-object NAME]]
                                      [--device auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]
-                                     [--smooth S] [--face X,Y]
+                                     [--smooth S] [--face X,Y | --people all|N]
     python scripts/bake.py -- CLIP... --out DIR ...        (where bpy is installed as a module)
 
 Each clip becomes DIR/<clip>.blend: a fresh scene with the FLAME rig, every frame keyed, the
@@ -13,8 +13,12 @@ given character's .blend (opened, never changed on disk) with the clip's ARKit t
 (and the head bone set on it), on the object --character-object names, else the only mesh with ARKit-named
 shape keys (the mapping saved on the object, else matched from the key names). --face X,Y follows the
 person nearest that point on each clip's first frame (fractions of the frame's width and height
-from its top-left corner); without it, the largest face. --preview also writes DIR/<clip>.preview.mp4,
-the head drawn over every footage frame (for review without Blender). One backend stays
+from its top-left corner); without it, the largest face. --people all gives every person who appears a
+rig of their own in the clip's .blend (a collection "SHeaP <clip> person N" each; their results
+DIR/<clip>.personN.sheap.safetensors, thumbnails and DIR/<clip>.people.json beside it); a clip where nobody
+is found fails like any bad clip. --people N follows person N as the backend's `people` command numbers
+them. --preview also writes DIR/<clip>.preview.mp4 (with --people all one per person,
+DIR/<clip>.personN.preview.mp4), the head drawn over every footage frame (for review without Blender). One backend stays
 warm for the whole batch. The import's warnings (e.g. frames that may show another person) are
 lines "bake: CLIP: warning: ..." on stderr. A clip that fails gets one line on stderr and the batch
 goes on; the exit code is 1 if any clip failed (2, before any clip, when FLAME, the weights or the
@@ -56,6 +60,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--face", type=_face, default=None, metavar="X,Y",
                         help="follow the person nearest this point on the first frame: fractions 0..1 of the "
                              "frame's width and height from its top-left corner (default: the largest face)")
+    parser.add_argument("--people", type=_people, default=None, metavar="all|N",
+                        help="all: a rig for every person who appears, each in its own collection of the clip's "
+                             ".blend; N: follow person N as `python -m backend people` numbers them")
     parser.add_argument("--preview", action="store_true",
                         help="also write DIR/<clip>.preview.mp4: the head drawn over every footage frame, for review "
                              "without Blender (python -m backend preview)")
@@ -72,6 +79,14 @@ def _face(text: str) -> tuple[float, float] | None:
         return parse_face(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _people(text: str) -> str | int:
+    if text.strip().lower() == "all":
+        return "all"
+    if text.strip().isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: give all, or a person's number (1, 2, ... as `people` lists them)")
 
 
 class BakeFailure(Exception):
@@ -110,7 +125,8 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
         raise BakeFailure(f"{source}: cannot open it ({str(exc).strip().splitlines()[-1]})") from None
     run = Reconstruction(Request(footage=os.path.abspath(clip), output=str(result_path), flame=flame,
                                  weights=weights, backend_python=python, device=args.device, precision=args.precision,
-                                 batch_size=args.batch_size, smooth=args.smooth, face=args.face))
+                                 batch_size=args.batch_size, smooth=args.smooth, face=args.face,
+                                 people=args.people))
 
     def show(run: Reconstruction) -> None:
         if run.total:
@@ -122,6 +138,10 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     try:
         if args.character is not None:
             made = drive_character(args, run.result_path, flame)
+        elif args.people == "all":
+            from sheap_blender.people_import import import_people
+
+            made = import_people(bpy.context, run.people_path, flame)
         else:
             made = import_result(bpy.context, run.result_path, flame, onto_selected=args.rig is not None)
     except InputError as exc:
@@ -135,11 +155,20 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     except (RuntimeError, OSError) as exc:
         temporary.unlink(missing_ok=True)
         raise BakeFailure(f"{target}: cannot save it ({str(exc).strip().splitlines()[-1]})") from None
-    if args.preview:
+    if args.preview and args.people == "all":
+        for number, rig in made.rigs.items():
+            write_preview(rig.root["sheap_result"], args.out / f"{name}.person{number}.preview.mp4", flame, python)
+    elif args.preview:
         write_preview(run.result_path, args.out / f"{name}.preview.mp4", flame, python)
     demo = " [demo weights]" if run.demo else ""
-    what = made.collection.name if args.character is None else f"{made.obj.name}: {made.report.line()}"
-    print(f"bake: {clip} -> {target} ({run.total} frames, {what}, {time.perf_counter() - started:.1f} s){demo}",
+    if args.character is not None:
+        what = f"{made.obj.name}: {made.report.line()}"
+    elif args.people == "all":
+        what = ", ".join(rig.collection.name for rig in made.rigs.values())
+    else:
+        what = made.collection.name
+    frames = next(iter(made.rigs.values())).n_frames if args.people == "all" else run.total
+    print(f"bake: {clip} -> {target} ({frames} frames, {what}, {time.perf_counter() - started:.1f} s){demo}",
           flush=True)
 
 
@@ -194,6 +223,13 @@ def main() -> int:
     if str(REPO / "scripts") not in sys.path:  # its own folder (blender -P does not add it): ray_batch.py
         sys.path.insert(0, str(REPO / "scripts"))
     args = parse_args(sys.argv)
+    if args.people is not None and args.face is not None:
+        print("bake: --people and --face both say whom to follow: give one of them", file=sys.stderr, flush=True)
+        return 2
+    if args.people == "all" and (args.rig is not None or args.character is not None):
+        print("bake: --people all makes a rig per person: it does not go with --rig or --character", file=sys.stderr,
+              flush=True)
+        return 2
     args.out = args.out.expanduser().absolute()  # every path absolute where it is read: the backend runs elsewhere
     args.rig = None if args.rig is None else args.rig.expanduser().absolute()
     args.character = None if args.character is None else args.character.expanduser().absolute()

@@ -88,6 +88,7 @@ def _preferred_flame(context) -> str:
 
 def menu_import(self, context):
     self.layout.operator(SHEAP_OT_import_result.bl_idname, text="SHeaP Result (.safetensors)")
+    self.layout.operator("sheap.import_people", text="SHeaP People (.people.json)")
 
 
 CLASSES = (SHEAP_OT_import_result,)
@@ -95,9 +96,18 @@ CLASSES = (SHEAP_OT_import_result,)
 
 def _modules():
     """Every module with classes to register, in order (preferences first, panels last)."""
-    from . import character_mapping, character_operator, character_panel, panel, preferences, reconstruct_operator
+    from . import (
+        character_mapping,
+        character_operator,
+        character_panel,
+        panel,
+        people_operator,
+        preferences,
+        reconstruct_operator,
+    )
 
-    return (preferences, None, reconstruct_operator, character_mapping, character_operator, panel, character_panel)
+    return (preferences, None, reconstruct_operator, people_operator, character_mapping, character_operator, panel,
+            character_panel)
 
 
 def _classes() -> list:
@@ -118,8 +128,9 @@ def register() -> None:
 
 
 def unregister() -> None:
-    from . import character_mapping, panel
+    from . import character_mapping, panel, people_operator
 
+    people_operator.free_thumbnails()
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     character_mapping.unregister_properties()
     panel.unregister_properties()

@@ -41,10 +41,12 @@ from .core.rig_math import eyelid_key_names, key_scales, rig_animation, slider_r
 from .import_checks import check_pair, check_rig, rig_names
 from .rig_channels import camera_channels, head_channels, shape_channels
 from .rig_lookup import find_rig_for, rig_parts, rig_root, selected_rig
-from .transaction import Transaction, reassign_action, remember_geometry, restore_background
+from .transaction import Transaction, reassign_action, remember_geometry, remember_properties, restore_background
 
 RIG_VERSION = 1
 ROLE = rig.ROLE
+ROOT_PROPERTIES = ("sheap_result", "sheap_flame", "sheap_flame_sha256", "sheap_footage", "sheap_frame_start",
+                   "sheap_frames", "sheap_followed_face", "sheap_demo", "sheap_person", "sheap_people")
 
 
 @dataclass
@@ -99,6 +101,10 @@ def import_result(
     set_scene: bool = True,
     gaussians: bool = True,
     render_over_footage: bool = True,
+    transaction: Transaction | None = None,
+    person: int | None = None,
+    people_file: str | os.PathLike | None = None,
+    markers: bool = True,
 ) -> ImportedRig:
     """Build (or re-animate) the FLAME rig for a result file in the context's scene.
 
@@ -115,6 +121,12 @@ def import_result(
     footage). A new head always gets the neutral material "SHeaP head". Raises InputError (one
     line, the scene unchanged) for unusable input, malformed `cuts` included. `context` None means
     bpy.context.
+
+    transaction: the caller's (people_import.py: several rigs, all or nothing): what this import makes
+    and changes is recorded there, a failure is left to the caller's rollback, and the clean-up of what
+    the rig used before (old actions, footage, previews) waits for its `commit()`. person (and
+    people_file): the rig follows that person of a people file: named "<clip> person N", the number
+    kept in the root's `sheap_person`. markers off: the "no face" / "cut" markers are left to the caller.
     """
     started = time.perf_counter()
     context = context or bpy.context
@@ -163,11 +175,14 @@ def import_result(
         warnings.append(plan.warning)
     is_demo = result.is_demo or bool(getattr(model, "is_demo", False))
     stem, collection_name = rig_names(result, result_path, is_demo)
+    if person is not None:
+        stem = f"{stem} person {int(person)}"
+        collection_name = f"SHeaP {stem}" + (" (demo)" if is_demo else "")
     frames = frame_start + np.arange(result.n_frames, dtype=np.float64)
 
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
-    tx = Transaction(scene, view_layer)
+    tx = transaction or Transaction(scene, view_layer)
     try:
         if root is None:
             collection = tx.add(bpy.data.collections.new(collection_name))
@@ -237,10 +252,11 @@ def import_result(
             tx.undo_steps.append(lambda id_data=id_data, action=old[role]: reassign_action(id_data, action))
             actions[role] = target_.action
 
-        timeline.remove_invalid_markers(scene)
-        tx.markers += timeline.mark_invalid(scene, result.valid, frame_start)
-        timeline.remove_cut_markers(scene)
-        tx.markers += timeline.mark_cuts(scene, cuts, frame_start)
+        if markers:
+            timeline.remove_invalid_markers(scene)
+            tx.markers += timeline.mark_invalid(scene, result.valid, frame_start)
+            timeline.remove_cut_markers(scene)
+            tx.markers += timeline.mark_cuts(scene, cuts, frame_start)
         if set_scene:
             timeline.set_timing(scene, result.fps, frame_start, result.n_frames)
             scene_camera.set_render_size(scene, result.width, result.height)
@@ -252,6 +268,9 @@ def import_result(
                 if not render_setup.enable(scene):
                     warnings.append("no footage to render over: the render shows the head alone")
 
+        remember_properties(tx, root, ROOT_PROPERTIES)
+        remember_properties(tx, arm, ("sheap_demo",))
+        remember_properties(tx, head, ("sheap_demo",))
         root["sheap_result"] = os.fspath(result_path)
         root["sheap_flame"] = os.fspath(Path(flame_path).resolve())
         root["sheap_flame_sha256"] = model.source_sha256
@@ -263,36 +282,51 @@ def import_result(
         elif "sheap_followed_face" in root:
             del root["sheap_followed_face"]  # an older result onto a rig that had one
         root["sheap_demo"] = is_demo
+        if person is not None:
+            root["sheap_person"] = int(person)
+        elif "sheap_person" in root:
+            del root["sheap_person"]  # a one-person result onto a rig that followed a person
+        if people_file is not None:
+            root["sheap_people"] = os.fspath(Path(people_file).resolve())
+        elif "sheap_people" in root:
+            del root["sheap_people"]
         arm["sheap_demo"] = is_demo
         head["sheap_demo"] = is_demo
     except BaseException:
-        tx.rollback()
+        if transaction is None:
+            tx.rollback()
         raise
 
-    # the old animation is replaced: drop what nothing uses any more
-    for role, action in old.items():
-        if action is not None and action.users == 0 and action.get("sheap_action"):
-            name = action.name
-            bpy.data.actions.remove(action)
-            actions[role].name = name  # the new action takes the old one's name
-    # footage an earlier import loaded and nothing uses any more (background images do not count
-    # users reliably, so ask the user map)
-    ours = [d for d in previous if d.get("sheap_footage") and d is not footage]
-    if ours:
-        unused = [d for d, users in bpy.data.user_map(subset=ours).items() if not users]
-        if unused:
-            bpy.data.batch_remove(unused)
-    gaussian_preview.remove_previews([obj for obj in old_previews if obj != preview])
-    if preview is not None:
-        preview.name = preview.data.name = f"{stem} Gaussians"  # takes the replaced preview's name
-        for modifier in preview.modifiers:
-            if modifier.type == "NODES" and modifier.node_group is not None:
-                modifier.node_group.name = preview.name
-        preview["sheap_demo"] = is_demo
-        settings = getattr(scene, "sheap", None)
-        if settings is not None:
-            settings.gaussians = True  # the panel's checkbox: shows the previews
-    view_layer.objects.active = arm
+    def clean_up() -> None:
+        """Once the import stands: drop what the rig used before and nothing uses any more."""
+        for role, action in old.items():
+            if action is not None and action.users == 0 and action.get("sheap_action"):
+                name = action.name
+                bpy.data.actions.remove(action)
+                actions[role].name = name  # the new action takes the old one's name
+        # footage an earlier import loaded and nothing uses any more (background images do not count
+        # users reliably, so ask the user map)
+        ours = [d for d in previous if d.get("sheap_footage") and d is not footage]
+        if ours:
+            unused = [d for d, users in bpy.data.user_map(subset=ours).items() if not users]
+            if unused:
+                bpy.data.batch_remove(unused)
+        gaussian_preview.remove_previews([obj for obj in old_previews if obj != preview])
+        if preview is not None:
+            preview.name = preview.data.name = f"{stem} Gaussians"  # takes the replaced preview's name
+            for modifier in preview.modifiers:
+                if modifier.type == "NODES" and modifier.node_group is not None:
+                    modifier.node_group.name = preview.name
+            preview["sheap_demo"] = is_demo
+            settings = getattr(scene, "sheap", None)
+            if settings is not None:
+                settings.gaussians = True  # the panel's checkbox: shows the previews
+        view_layer.objects.active = arm
+
+    if transaction is None:
+        clean_up()
+    else:
+        transaction.on_commit.append(clean_up)
     if is_demo:
         warnings.insert(0, "demo weights: the stand-in predictor or FLAME was used, not a real reconstruction")
     imported = ImportedRig(collection, root, arm, head, camera, actions, frame_start, result.n_frames, n_keys,

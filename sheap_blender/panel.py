@@ -70,9 +70,18 @@ class SHEAP_SceneSettings(bpy.types.PropertyGroup):
     face_rule: bpy.props.EnumProperty(
         name="Face",
         items=[("LARGEST", "Largest face", "Follow the largest face"),
-               ("POINT", "Point", "Follow the person nearest a point on the first frame of the range")],
+               ("POINT", "Point", "Follow the person nearest a point on the first frame of the range"),
+               ("PERSON", "A person", "Follow one of the people Find People found (click their picture)"),
+               ("EVERYONE", "Everyone", "A rig for every person who appears, each in its own collection")],
         default="LARGEST",
     )
+    people_file: bpy.props.StringProperty(name="People found", subtype="FILE_PATH", options={"HIDDEN"},
+                                          description="The people file Find People wrote (NAME.people.json)")
+    people_footage: bpy.props.StringProperty(options={"HIDDEN"}, description="The footage the people were found in")
+    people_start: bpy.props.IntProperty(options={"HIDDEN"}, description="... from this footage frame")
+    people_end: bpy.props.IntProperty(options={"HIDDEN"}, description="... to this one (0: the clip's end)")
+    person: bpy.props.IntProperty(name="Person", default=0, min=0,
+                                  description="The person to follow, as Find People numbers them (0: none chosen)")
     face_point: bpy.props.FloatVectorProperty(
         name="Point", size=2, default=(0.5, 0.5), min=0.0, max=1.0, subtype="XYZ",
         description="The face to follow, on the first frame of the range: fractions 0..1 of the frame's width "
@@ -86,6 +95,11 @@ class SHEAP_SceneSettings(bpy.types.PropertyGroup):
     def face(self) -> tuple[float, float] | None:
         """The face to follow for the request: a top-left point, or None for the largest face."""
         return (float(self.face_point[0]), float(self.face_point[1])) if self.face_rule == "POINT" else None
+
+    def people_found_for(self, footage: str, start: int, end: int | None) -> bool:
+        """The people shown were found in this footage and frame range (their numbers hold for it)."""
+        same = os.path.normcase(os.path.abspath(footage)) == os.path.normcase(self.people_footage)
+        return bool(self.people_file) and same and (self.people_start, self.people_end) == (start, end or 0)
 
     def smooth_groups(self) -> dict[str, float]:
         """Per-group strengths for the request; empty unless "Per group" is on."""
@@ -186,11 +200,15 @@ class _SheapPanel:
         row.prop(settings, "start")
         row.prop(settings, "end")
         row = layout.row(align=True)
-        row.prop(settings, "face_rule", expand=True)
+        row.prop(settings, "face_rule", text="Follow")
         if SHEAP_OT_face_from_clip_cursor.poll(context):  # the panel is in the Movie Clip editor
             row.operator("sheap.face_from_clip_cursor", text="", icon="PIVOT_CURSOR")
         if settings.face_rule == "POINT":
             layout.row(align=True).prop(settings, "face_point", text="")
+        elif settings.face_rule in ("PERSON", "EVERYONE"):
+            from .people_operator import draw_people
+
+            draw_people(layout, context, settings)
         row = layout.row(align=True)
         row.prop(settings, "smooth", slider=True)
         row.prop(settings, "smooth_per_group", text="", icon="PREFERENCES")
@@ -217,7 +235,7 @@ class _SheapPanel:
                 layout.label(text="demo weights: not a real reconstruction", icon="INFO")
 
         run = active_run()
-        if run is not None and not run.finished:
+        if run is not None and not run.finished:  # Reconstruct Head or Find People
             layout.progress(factor=run.progress, text=run.status_line)  # UILayout.progress: Blender 4.0+
             layout.operator("sheap.cancel", icon="CANCEL")
         else:
@@ -227,6 +245,7 @@ class _SheapPanel:
             row.scale_y = 1.5
             row.operator("sheap.reconstruct_head", icon="USER")
         layout.operator("sheap.import_result", icon="IMPORT")
+        layout.operator("sheap.import_people", icon="IMPORT")
 
 
 class SHEAP_PT_view3d(_SheapPanel, bpy.types.Panel):

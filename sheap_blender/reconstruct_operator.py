@@ -20,13 +20,15 @@ import bpy
 
 from . import preferences
 from .core.face_choice import parse_face
+from .core.people_file import base_name, person_result_name
 from .core.result_format import SMOOTHING_GROUPS
 from .reconstruction import Reconstruction, Request
 
-_active: Reconstruction | None = None  # the run the panel shows (one at a time)
+_active = None  # the run the panel shows, a Reconstruction or a FindPeople (one at a time)
 
 
-def active_run() -> Reconstruction | None:
+def active_run():
+    """The background job the panel shows (Reconstruct Head or Find People), if any."""
     return _active
 
 
@@ -51,6 +53,46 @@ def result_path_for(footage: str) -> Path:
     return folder / f"{stem}-{tag}.sheap.safetensors"
 
 
+def person_output(footage: str, number: int) -> Path:
+    """Where a run following person N writes: the file an Everyone run writes for that person."""
+    output = result_path_for(footage)
+    return output.with_name(person_result_name(base_name(output), number))
+
+
+def parse_people(text: str) -> str | int:
+    """ "all" or a person's number from the operator's `people`, else ValueError with the one-line reason."""
+    text = text.strip().lower()
+    if text == "all":
+        return "all"
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ValueError(f"people {text!r}: give all, or a person's number (1, 2, ... as Find People numbers them)")
+
+
+def whom_to_follow(face_text: str, people_text: str, settings, footage: str, start: int,
+                   end: int | None) -> tuple[tuple[float, float] | None, str | int | None] | str:
+    """(face, people) for the request from the operator's properties, else the panel's choice; or why not."""
+    face_text, people_text = face_text.strip(), people_text.strip()
+    try:
+        if face_text and people_text:
+            return "face and people both say whom to follow: give one of them"
+        if people_text:
+            return None, parse_people(people_text)
+        if face_text:
+            return parse_face(face_text), None
+    except ValueError as exc:
+        return str(exc)
+    if settings.face_rule == "EVERYONE":
+        return None, "all"
+    if settings.face_rule != "PERSON":
+        return settings.face(), None
+    if settings.person < 1 or not settings.people_file:
+        return "no person chosen: press Find People, then click the person to follow"
+    if not settings.people_found_for(footage, start, end):
+        return "the people shown were found in other footage or another frame range: press Find People again"
+    return None, int(settings.person)
+
+
 def parse_smooth_groups(text: str) -> dict[str, float] | str:
     """ "expression=0.3, jaw=0.1" -> {"expression": 0.3, "jaw": 0.1}, or the one-line reason it is wrong."""
     groups = {}
@@ -68,7 +110,50 @@ def parse_smooth_groups(text: str) -> dict[str, float] | str:
     return groups
 
 
-class SHEAP_OT_reconstruct_head(bpy.types.Operator):
+class JobModal:
+    """The modal half of a background job's operator (Reconstruct Head, Find People): a timer drains the
+    job's events, the status bar and the panel show its progress, Esc or Cancel stops it; `_finish` ends it."""
+
+    def _begin(self, context, job) -> set[str]:
+        global _active
+        _active = job
+        self._run = job
+        context.scene.sheap.cancel_requested = False
+        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.window_manager.progress_begin(0, 1)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        global _active
+        run = self._run
+        if event.type == "ESC" or context.scene.sheap.cancel_requested:
+            run.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        run.poll()
+        context.window_manager.progress_update(run.progress)
+        context.workspace.status_text_set(f"SHeaP: {run.status_line}")
+        for area in context.screen.areas:
+            if area.type in ("VIEW_3D", "CLIP_EDITOR"):
+                area.tag_redraw()
+        if not run.finished:
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        context.scene.sheap.cancel_requested = False
+        if _active is run:
+            _active = None
+        return self._finish(context, run)
+
+
+def job_running() -> bool:
+    """A Reconstruct Head or Find People run is going on (one at a time)."""
+    return _active is not None and not _active.finished
+
+
+class SHEAP_OT_reconstruct_head(JobModal, bpy.types.Operator):
     """Reconstruct an animated FLAME head from the footage with SHeaP"""
 
     bl_idname = "sheap.reconstruct_head"
@@ -111,6 +196,10 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
         description='Which face to follow: "largest", or "X,Y", a point on the first frame of the range as '
                     "fractions 0..1 of the frame's width and height from its top-left corner (the person "
                     "nearest it). Empty: the panel's")
+    people: bpy.props.StringProperty(
+        name="People", default="",
+        description='Whom to follow instead of one face: "all", a rig per person who appears (a people file), or '
+                    '"N", person N as Find People numbers them. Empty: the panel\'s')
 
     # -- gathering the request ------------------------------------------------------------------
     def _request(self, context) -> Request | str:
@@ -136,18 +225,22 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
         if isinstance(groups, str):
             return groups
         gaussians = self.gaussians if self.properties.is_property_set("gaussians") else settings.gaussians
-        try:
-            face = parse_face(self.face) if self.face.strip() else settings.face()
-        except ValueError as exc:
-            return str(exc)
+        whom = whom_to_follow(self.face, self.people, settings, footage, start, end)
+        if isinstance(whom, str):
+            return whom
+        face, people = whom
+        if people == "all" and self.onto_selected:
+            return "Everyone makes a rig per person: onto a selected rig takes one face or person"
+        output = person_output(footage, people) if isinstance(people, int) else result_path_for(footage)
         return Request(
-            footage=footage, output=str(result_path_for(footage)), flame=flame, weights=weights,
+            footage=footage, output=str(output), flame=flame, weights=weights,
             backend_python=python,
             device=self.device if self.device != "PREFS" else (prefs.device if prefs else "auto"),
             precision=self.precision if self.precision != "PREFS" else (prefs.precision if prefs else "auto"),
             start=start, end=end, batch_size=self.batch_size or (prefs.batch_size if prefs else 16), smooth=smooth,
             smooth_groups=groups,
             gaussians=gaussians, gaussian_count=self.gaussian_count or settings.gaussian_count, face=face,
+            people=people,
         )
 
     # -- finishing: the only place the scene changes ----------------------------------------------
@@ -162,18 +255,31 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
             return {"CANCELLED"}
         from .core.errors import InputError
         from .importer import import_result
+        from .people_import import import_people
 
+        people = getattr(run.request, "people", None)
         try:
-            made = import_result(context, run.result_path, run.request.flame, onto_selected=self.onto_selected,
-                                 gaussians=run.request.gaussians)
+            if people == "all":
+                made = import_people(context, run.people_path, run.request.flame, gaussians=run.request.gaussians)
+            else:
+                made = import_result(context, run.result_path, run.request.flame, onto_selected=self.onto_selected,
+                                     gaussians=run.request.gaussians,
+                                     person=people if isinstance(people, int) else None)
         except InputError as exc:
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}
         if not bpy.app.background:  # Ctrl+Z takes the import back (there is no undo stack in background mode)
             bpy.ops.ed.undo_push(message="Reconstruct Head")
-        note = " (demo weights: not a real reconstruction)" if run.demo else ""
-        self.report({"WARNING" if run.demo else "INFO"},
-                    f"SHeaP: {run.total} frames reconstructed into {made.collection.name}{note}")
+        demo = run.demo or made.is_demo
+        note = " (demo weights: not a real reconstruction)" if demo else ""
+        if people == "all":
+            names = ", ".join(rig.collection.name for rig in made.rigs.values())
+            line = f"SHeaP: {len(made.rigs)} {'person' if len(made.rigs) == 1 else 'people'} reconstructed into {names}"
+            if made.without_result:
+                line += f" (no result for person {', '.join(map(str, made.without_result))})"
+        else:
+            line = f"SHeaP: {run.total} frames reconstructed into {made.collection.name}"
+        self.report({"WARNING" if demo else "INFO"}, line + note)
         return {"FINISHED"}
 
     # -- synchronous path (background mode, scripts) ---------------------------------------------
@@ -197,47 +303,20 @@ class SHEAP_OT_reconstruct_head(bpy.types.Operator):
 
     # -- modal path (the UI) -----------------------------------------------------------------------
     def invoke(self, context, event):
-        global _active
         if bpy.app.background:
             return self.execute(context)
-        if _active is not None and not _active.finished:
-            self.report({"ERROR"}, "SHeaP: a reconstruction is already running")
+        if job_running():
+            self.report({"ERROR"}, "SHeaP: a reconstruction or Find People is already running")
             return {"CANCELLED"}
         request = self._request(context)
         if isinstance(request, str):
             self.report({"ERROR"}, f"SHeaP: {request}")
             return {"CANCELLED"}
-        _active = Reconstruction(request)
-        self._run = _active
-        context.scene.sheap.cancel_requested = False
-        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
-        context.window_manager.modal_handler_add(self)
-        context.window_manager.progress_begin(0, 1)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        run = self._run
-        if event.type == "ESC" or context.scene.sheap.cancel_requested:
-            run.cancel()
-        elif event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        run.poll()
-        context.window_manager.progress_update(run.progress)
-        context.workspace.status_text_set(f"SHeaP: {run.status_line}")
-        for area in context.screen.areas:
-            if area.type in ("VIEW_3D", "CLIP_EDITOR"):
-                area.tag_redraw()
-        if not run.finished:
-            return {"RUNNING_MODAL"}
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        context.workspace.status_text_set(None)
-        context.scene.sheap.cancel_requested = False
-        return self._finish(context, run)
+        return self._begin(context, Reconstruction(request))
 
 
 class SHEAP_OT_cancel(bpy.types.Operator):
-    """Stop the running reconstruction (the scene stays as it was)"""
+    """Stop the running reconstruction or Find People (the scene stays as it was)"""
 
     bl_idname = "sheap.cancel"
     bl_label = "Cancel"

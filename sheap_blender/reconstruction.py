@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .backend_process import BackendError, BackendProcess
 from .core.face_choice import face_request
+from .core.people_file import base_name
 
 _warm: BackendProcess | None = None
 _warm_lock = threading.Lock()
@@ -70,6 +71,7 @@ class Request:
     gaussians: bool = False  # also bind Gaussians to the head, coloured from the footage
     gaussian_count: int = 60_000
     face: tuple[float, float] | None = None  # the point to follow, from the frame's top-left; None: largest face
+    people: str | int | None = None  # "all": a result per person (a people file); N: follow person N; None: one face
 
     def fields(self) -> dict:
         """What travels to the backend (plain data only)."""
@@ -80,7 +82,7 @@ class Request:
                 "device": self.device, "precision": self.precision, "start": self.start, "end": self.end,
                 "batch_size": self.batch_size,
                 "smooth": self.smooth, "smooth_groups": self.smooth_groups, "gaussians": bool(self.gaussians),
-                "gaussian_count": int(self.gaussian_count), "face": face_request(self.face)}
+                "gaussian_count": int(self.gaussian_count), "face": face_request(self.face), "people": self.people}
 
 
 class Reconstruction:
@@ -91,6 +93,8 @@ class Reconstruction:
         self.state = "starting"
         self.error = ""
         self.result_path = ""
+        self.people_path = ""  # with people="all": the people file (NAME.people.json) instead of a result
+        self.count = 0  # ... and how many people it lists
         self.frame = 0
         self.total = 0
         self.fps = 0.0
@@ -150,7 +154,8 @@ class Reconstruction:
                 self.messages.append(event["message"])
                 self.demo = self.demo or "demo weights" in event["message"]
             elif kind == "done":
-                self.result_path, self.demo = event["result"], bool(event.get("demo"))
+                self.result_path, self.demo = event.get("result", ""), bool(event.get("demo"))
+                self.people_path, self.count = event.get("people", ""), int(event.get("count", 0))
                 self.state = "done"
                 return
             elif kind in ("error", "cancelled"):
@@ -186,5 +191,10 @@ class Reconstruction:
         self.error = "cancelled"
         drop_backend(now=True)
         output = Path(self.request.output)
-        for partial in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):
-            partial.unlink(missing_ok=True)
+        patterns = [f".{glob.escape(output.name)}.*.tmp"]
+        if self.request.people == "all":  # each person's result and thumbnail, the people file
+            base = glob.escape(base_name(output))
+            patterns += [f".{base}.person*.tmp", f".{base}.people.json.*.tmp"]
+        for pattern in patterns:
+            for partial in output.parent.glob(pattern):
+                partial.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ class Transaction:
         self.created: list[bpy.types.ID] = []
         self.markers: list = []
         self.undo_steps: list = []
+        self.on_commit: list = []  # clean-ups that may run only once everything stands (see commit)
         render = scene.render
         self.settings = {
             "fps": render.fps, "fps_base": render.fps_base, "resolution_x": render.resolution_x,
@@ -47,6 +48,12 @@ class Transaction:
         obj.parent = parent
         collection.objects.link(obj)
         return obj
+
+    def commit(self) -> None:
+        """Everything stands: run the clean-ups the imports left for this moment (removing what they replaced)."""
+        steps, self.on_commit = self.on_commit, []
+        for step in steps:
+            step()
 
     def rollback(self) -> None:
         for step in reversed(self.undo_steps):
@@ -102,6 +109,20 @@ def restore_background(camera: bpy.types.Camera, previous: list) -> None:
         else:
             background.image = datablock
     camera.show_background_images = bool(previous)
+
+
+def remember_properties(tx: Transaction, obj: bpy.types.ID, keys: tuple[str, ...]) -> None:
+    """Before an import rewrites an object's custom properties: how to put them back as they were."""
+    saved = {key: obj[key] for key in keys if key in obj}
+
+    def restore() -> None:
+        for key in keys:
+            if key in saved:
+                obj[key] = saved[key]
+            elif key in obj:
+                del obj[key]
+
+    tx.undo_steps.append(restore)
 
 
 def remember_geometry(tx: Transaction, arm: bpy.types.Object, head: bpy.types.Object,

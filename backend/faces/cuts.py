@@ -26,9 +26,11 @@ ones. No look-ahead: `push` answers for the frame it is given.
 
 Not seen: a cut back to the shot of two or three frames before (taken for the end of a flash), a cut
 between two nearly featureless frames (a plain wall to another plain wall, black to black), a camera
-motion faster than `MAX_PAN` (a whip pan may fire), and a cut that re-frames the same set so little
-that the thumbnail hardly changes; the tracker also starts a segment when the face is re-found far
-from where it was.
+motion faster than `MAX_PAN` (a whip pan may fire), and a cut on the same set that changes little of
+the picture (a locked-off camera, small people changing places: under about a third of the frame
+changed); the tracker also starts a segment when the face it follows is re-found far from where it
+was. A cut that leaves the background alone but changes much of the frame (people at interview
+size) is seen.
 """
 
 from __future__ import annotations
