@@ -1,0 +1,246 @@
+"""Find People (`sheap.find_people`), choosing a person, importing a people file, and the people's thumbnails.
+
+Find People runs the backend's `people` command as a background job (modal in the UI, synchronous in
+background mode), exactly as Reconstruct Head runs: progress in the panel and the status bar, Esc or
+Cancel ends it. The people file goes beside the results (`<clip>-<hash>.found.people.json`); the panel
+then shows each person's thumbnail (loaded with bpy.utils.previews) to click, and Reconstruct Head
+follows that person (`--people N`) or, with Everyone, makes a rig per person (`--people all`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import bpy
+from bpy_extras.io_utils import ImportHelper
+
+from . import preferences
+from .core.errors import InputError
+from .core.people_file import SUFFIX, base_name, read_people
+from .find_people import FindPeople, PeopleRequest
+from .reconstruct_operator import JobModal, active_run, job_running, result_path_for
+
+_previews = None  # bpy.utils.previews collection of the people's thumbnails
+_shown: tuple[str, int] | None = None  # (people file, its mtime) the previews were loaded from
+_numbers: dict[int, int] = {}  # person number -> icon id
+
+
+def people_path_for(footage: str) -> Path:
+    """Where Find People writes for this footage: beside its results, never one of an Everyone run's names."""
+    output = result_path_for(footage)
+    return output.with_name(f"{base_name(output)}.found{SUFFIX}")
+
+
+def thumbnails(people_file: str) -> dict[int, int]:
+    """Person number -> icon id of their thumbnail (loaded once per version of the file; {} when unreadable)."""
+    global _previews, _shown, _numbers
+    try:
+        key = (people_file, os.stat(people_file).st_mtime_ns)
+    except OSError:
+        return {}
+    if key == _shown:
+        return _numbers
+    import bpy.utils.previews
+
+    if _previews is None:
+        _previews = bpy.utils.previews.new()
+    _previews.clear()
+    _shown, _numbers = key, {}
+    try:
+        listing = read_people(people_file)
+    except InputError:
+        return _numbers
+    for person in listing.people:
+        path = listing.path_of(Path(people_file), person.thumbnail)
+        if path.is_file():
+            _numbers[person.number] = _previews.load(f"person{person.number}", os.fspath(path), "IMAGE",
+                                                     force_reload=True).icon_id
+    return _numbers
+
+
+def free_thumbnails() -> None:
+    """Release the previews (unregister)."""
+    global _previews, _shown, _numbers
+    if _previews is not None:
+        import bpy.utils.previews
+
+        bpy.utils.previews.remove(_previews)
+    _previews, _shown, _numbers = None, None, {}
+
+
+def draw_people(layout: bpy.types.UILayout, context, settings) -> None:
+    """The panel's people: Find People, then a thumbnail per person to click (A person) or all of them (Everyone)."""
+    box = layout.box()
+    run = active_run()
+    if not job_running():
+        row = box.row()
+        footage = settings.footage_path(context)
+        row.enabled = bool(footage) and (os.path.exists(footage) or "%" in footage)
+        row.operator("sheap.find_people", icon="COMMUNITY")
+    elif isinstance(run, FindPeople):
+        box.label(text="finding people...", icon="TIME")
+    if not settings.people_file:
+        if settings.face_rule == "PERSON":
+            box.label(text="Find People, then click the person to follow")
+        return
+    footage = settings.footage_path(context)
+    if not settings.people_found_for(footage, settings.start, settings.end or None):
+        box.label(text="found in other footage or frames: Find People again", icon="ERROR")
+        return
+    icons = thumbnails(bpy.path.abspath(settings.people_file))
+    if not icons:
+        box.label(text="nobody found", icon="ERROR")
+        return
+    grid = box.grid_flow(row_major=True, columns=3, even_columns=True, align=True)
+    for number, icon in icons.items():
+        column = grid.column(align=True)
+        column.template_icon(icon_value=icon, scale=4.0)
+        if settings.face_rule == "PERSON":
+            column.operator("sheap.choose_person", text=f"Person {number}",
+                            depress=settings.person == number).number = number
+        else:
+            column.label(text=f"Person {number}")
+    if settings.face_rule == "EVERYONE":
+        box.label(text=f"a rig for each of the {len(icons)} people")
+
+
+class SHEAP_OT_find_people(JobModal, bpy.types.Operator):
+    """Find who appears in the footage (face recognition): a picture of each, to follow one or everyone"""
+
+    bl_idname = "sheap.find_people"
+    bl_label = "Find People"
+    bl_options = {"REGISTER"}
+
+    footage: bpy.props.StringProperty(name="Footage", subtype="FILE_PATH", description="Empty: the panel's choice")
+    backend_python: bpy.props.StringProperty(name="Backend Python", subtype="FILE_PATH",
+                                             description="Empty: the preferences'")
+    frame_start: bpy.props.IntProperty(name="First frame", default=-1, min=-1, description="-1: the panel's")
+    frame_end: bpy.props.IntProperty(name="End frame", default=-1, min=-1,
+                                     description="Footage frame after the last; -1: the panel's / the clip's end")
+
+    def _request(self, context) -> PeopleRequest | str:
+        """The run's request, or the one-line reason it cannot start."""
+        settings = context.scene.sheap
+        footage = bpy.path.abspath(self.footage) if self.footage else settings.footage_path(context)
+        if not footage:
+            return "No footage: choose a movie clip or a file in the SHeaP panel"
+        if not os.path.exists(footage) and "%" not in footage:
+            return f"{footage}: footage not found"
+        prefs = preferences.get_preferences(context)
+        python = (bpy.path.abspath(self.backend_python) if self.backend_python
+                  else prefs.python_path() if prefs else str(preferences.default_backend_python()))
+        if not os.path.isfile(python):
+            return f"{python}: backend Python not found (run 'Set up backend' or set it in the preferences)"
+        start = self.frame_start if self.frame_start >= 0 else settings.start
+        end = self.frame_end if self.frame_end >= 0 else (settings.end if settings.end > 0 else None)
+        return PeopleRequest(footage=footage, output=str(people_path_for(footage)), backend_python=python,
+                             start=start, end=end)
+
+    def _finish(self, context, run: FindPeople) -> set[str]:
+        """Keep what was found on the scene's settings (the panel shows the thumbnails)."""
+        if run.state != "done":
+            if run.state == "cancelled":
+                self.report({"WARNING"}, "SHeaP: Find People cancelled")
+            else:
+                self.report({"ERROR"}, f"SHeaP: {run.error}")
+            return {"CANCELLED"}
+        settings = context.scene.sheap
+        request = run.request
+        same = settings.people_found_for(request.footage, request.start, request.end)
+        settings.people_file = run.people_path
+        settings.people_footage = os.path.normcase(os.path.abspath(request.footage))
+        settings.people_start, settings.people_end = request.start, request.end or 0
+        if run.count == 1:
+            settings.person = 1
+        elif not same or settings.person > run.count:
+            settings.person = 0  # the numbers are those of other footage: choose again
+        who = "1 person" if run.count == 1 else f"{run.count} people"
+        clip = os.path.basename(request.footage.rstrip("/\\"))
+        self.report({"INFO"}, f"SHeaP: {who} found in {clip}: click one to follow, or choose Everyone")
+        return {"FINISHED"}
+
+    def execute(self, context):
+        request = self._request(context)
+        if isinstance(request, str):
+            self.report({"ERROR"}, f"SHeaP: {request}")
+            return {"CANCELLED"}
+        run = FindPeople(request)
+        started = time.perf_counter()
+        run.wait(on_progress=lambda run: print(f"SHeaP: {run.frame_line}", flush=True))
+        print(f"SHeaP: Find People finished in {time.perf_counter() - started:.1f} s: {run.state}", file=sys.stdout,
+              flush=True)
+        return self._finish(context, run)
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        if job_running():
+            self.report({"ERROR"}, "SHeaP: a reconstruction or Find People is already running")
+            return {"CANCELLED"}
+        request = self._request(context)
+        if isinstance(request, str):
+            self.report({"ERROR"}, f"SHeaP: {request}")
+            return {"CANCELLED"}
+        return self._begin(context, FindPeople(request))
+
+
+class SHEAP_OT_choose_person(bpy.types.Operator):
+    """Follow this person (Reconstruct Head then makes their rig)"""
+
+    bl_idname = "sheap.choose_person"
+    bl_label = "Choose Person"
+    bl_options = {"REGISTER", "UNDO"}
+
+    number: bpy.props.IntProperty(name="Person", default=1, min=1)
+
+    def execute(self, context):
+        settings = context.scene.sheap
+        settings.person = self.number
+        settings.face_rule = "PERSON"
+        return {"FINISHED"}
+
+
+class SHEAP_OT_import_people(bpy.types.Operator, ImportHelper):
+    """Import a people file (NAME.people.json): a rig for each person with a result, each in its own collection"""
+
+    bl_idname = "sheap.import_people"
+    bl_label = "Import SHeaP People"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".json"
+    filter_glob: bpy.props.StringProperty(default="*.people.json", options={"HIDDEN"})
+    flame: bpy.props.StringProperty(name="FLAME model", subtype="FILE_PATH",
+                                    description="FLAME's generic_model.pkl or its .safetensors (empty: the "
+                                                "preferences')")
+    frame_start: bpy.props.IntProperty(name="Start Frame", default=1,
+                                       description="Scene frame of the clip's first frame")
+    set_scene: bpy.props.BoolProperty(name="Set Up Scene", default=True,
+                                      description="The first person's camera as the scene camera; render size, fps "
+                                                  "and frame range from the clip")
+    gaussians: bpy.props.BoolProperty(name="Gaussian Preview", default=True,
+                                      description="When a result has Gaussians, build their point cloud on its rig")
+
+    def execute(self, context):
+        from .blender_ui import _preferred_flame
+        from .people_import import import_people
+
+        flame = self.flame or _preferred_flame(context)
+        if not flame:
+            self.report({"ERROR"}, "choose the FLAME model (generic_model.pkl or its .safetensors)")
+            return {"CANCELLED"}
+        try:
+            imported = import_people(context, self.filepath, bpy.path.abspath(flame), frame_start=self.frame_start,
+                                     set_scene=self.set_scene, gaussians=self.gaussians)
+        except InputError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        for warning in imported.warnings:
+            self.report({"WARNING"}, warning)
+        self.report({"INFO"}, imported.summary())
+        return {"FINISHED"}
+
+
+classes = (SHEAP_OT_find_people, SHEAP_OT_choose_person, SHEAP_OT_import_people)
