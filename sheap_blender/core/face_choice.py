@@ -111,7 +111,7 @@ def followed_face(metadata: dict[str, str]) -> dict | None:
 
 def other_person_warning(extra: dict[str, np.ndarray], valid: np.ndarray, frame_index: np.ndarray) -> str | None:
     """A warning naming the footage frames whose face may be another person's (the result's `identified`
-    is 0 where it is valid); None when there are none or the result predates `identified`."""
+    is 0 where it is valid: found again by place, too small to recognise); None when there are none."""
     identified = extra.get("identified")
     valid = np.asarray(valid, dtype=bool)
     if identified is None or np.shape(identified) != valid.shape:
@@ -125,5 +125,5 @@ def other_person_warning(extra: dict[str, np.ndarray], valid: np.ndarray, frame_
     frames = np.asarray(frame_index, dtype=np.int64)
     spans = [f"{frames[a]}-{frames[b]}" if a != b else f"{frames[a]}" for a, b in zip(starts, ends)]
     listed = ", ".join(spans[:4]) + (f" and {len(spans) - 4} more" if len(spans) > 4 else "")
-    return (f"footage frames {listed} may show another person than the one followed (after a cut, no face "
-            f"there looked like theirs): they are animated, but the head's shape was made without them")
+    return (f"footage frames {listed} may show another person than the one followed (a face too small to "
+            f"recognise, found again by its place): they are animated, but the head's shape was made without them")

@@ -103,13 +103,13 @@ def test_malformed_cuts_are_refused_and_change_nothing(empty_scene, flame, tmp_p
 def test_frames_that_may_show_another_person_are_named_in_a_warning(empty_scene, flame, tmp_path):
     result = result_with(json.dumps([FIRST + 12]))
     result.extra["identified"] = np.ones(N, np.uint8)
-    result.extra["identified"][12:] = 0  # after the cut, the face was taken by place and does not look alike
+    result.extra["identified"][12:] = 0  # a face too small to recognise, found again by its place
     result.extra["identified"][[2, 9]] = 0  # no face there: nothing to doubt
     imported = import_result(None, write(tmp_path / "other.sheap.safetensors", result), flame)
     warning = [w for w in imported.warnings if "another person" in w]
     assert warning == [f"footage frames {FIRST + 12}-{FIRST + N - 1} may show another person than the one "
-                       f"followed (after a cut, no face there looked like theirs): they are animated, but the "
-                       f"head's shape was made without them"]
+                       f"followed (a face too small to recognise, found again by its place): they are animated, "
+                       f"but the head's shape was made without them"]
     result.extra["identified"][:] = 1
     imported = import_result(None, write(tmp_path / "same.sheap.safetensors", result), flame)
     assert not any("another person" in w for w in imported.warnings)
