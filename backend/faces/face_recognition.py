@@ -1,7 +1,7 @@
 """Face recognition: a face's 68 landmarks -> dlib's aligned chip (`face_chip`) -> a 128-d descriptor (`face_net`).
 
 The network is dlib's face-recognition ResNet (public domain, from the `face-recognition-models`
-package), converted once to safetensors in `weights/` and run by torch: about 10 ms a face on
+package), converted once to safetensors in `weights/` and run by torch: 8 to 13 ms a face on
 one CPU core where dlib itself takes about 95 (docs/people.md). It is loaded once per process.
 """
 
