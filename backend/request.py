@@ -48,9 +48,9 @@ class ReconstructRequest:
 
 def _people(request: dict) -> str | int | None:
     value = request.get("people")
-    if value is None or value == "all":
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if value is None:
+        return None
+    if value != "all" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise BadRequest(f"people must be \"all\", a person's number (1, 2, ...) or null, not {value!r}"[:160])
     if request.get("face") is not None:
         raise BadRequest("people and face both say whom to follow: give one of them")

@@ -117,6 +117,29 @@ def test_errors_are_one_line_and_the_server_stays_up(client, demo, tmp_path):
     assert not (tmp_path / "x.safetensors").exists()
 
 
+def test_everyone_on_a_warm_backend(client, demo, tmp_path):
+    """"people": "all": a result per person and the people file, named in the done event; then one person."""
+    from backend.standins.clip import FaceInShot, Shot, write_scene_clip
+    from sheap_blender.core.people_file import read_people
+
+    clip = write_scene_clip(tmp_path / "two.mp4", (1280, 720), [
+        Shot(16, [FaceInShot(0.3, 0.45, 140, person="hopper"), FaceInShot(0.72, 0.45, 110)])])
+    client.next_event()
+    client.send(**request(demo, tmp_path / "two.sheap.safetensors", id=3, footage=str(clip), people="all"))
+    done, events = client.until("done")
+    assert done["count"] == 2 and done["people"] == str(tmp_path / "two.people.json") and "result" not in done
+    listing = read_people(done["people"])
+    assert [person.number for person in listing.people] == [1, 2]
+    assert all(read_result(listing.path_of(tmp_path / "two.people.json", person.result)).valid.all()
+               for person in listing.people)
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress[-1]["frame"] == progress[-1]["total"] == 3 * 16  # the search, then one pass per person
+    client.send(**request(demo, tmp_path / "second.sheap.safetensors", id=4, footage=str(clip), people=2))
+    done, events = client.until("done")
+    assert read_result(done["result"]).valid.all()
+    assert any("following person 2" in e.get("message", "") for e in events)
+
+
 def test_cancel_stops_the_job_and_writes_nothing(client, demo, tmp_path):
     client.next_event()
     out = tmp_path / "c.safetensors"
@@ -166,6 +189,8 @@ def bad_lines(demo: Path, out: Path) -> list[str]:
         with_(smooth_groups={"mouth": 0.5}), with_(smooth_groups={"jaw": "x"}), with_(gaussians="yes"),
         with_(gaussians=True, gaussian_count=0), with_(gaussians=True, gaussian_count=1e300), with_(face=[2, 0]),
         with_(face="0.3,0.4"), with_(face=[0.1]), with_(face=[True, 0.5]),
+        with_(people=0), with_(people="everyone"), with_(people=True), with_(people=1.5), with_(people=[1]),
+        with_(people="all", face=[0.5, 0.5]),
     ]
 
 
