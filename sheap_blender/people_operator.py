@@ -174,17 +174,9 @@ class SHEAP_OT_find_people(JobModal, bpy.types.Operator):
               flush=True)
         return self._finish(context, run)
 
-    def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
-        if job_running():
-            self.report({"ERROR"}, "SHeaP: a reconstruction or Find People is already running")
-            return {"CANCELLED"}
-        request = self._request(context)
-        if isinstance(request, str):
-            self.report({"ERROR"}, f"SHeaP: {request}")
-            return {"CANCELLED"}
-        return self._begin(context, FindPeople(request))
+    @staticmethod
+    def _start(request: PeopleRequest) -> FindPeople:
+        return FindPeople(request)
 
 
 class SHEAP_OT_choose_person(bpy.types.Operator):

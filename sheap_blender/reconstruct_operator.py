@@ -112,7 +112,20 @@ def parse_smooth_groups(text: str) -> dict[str, float] | str:
 
 class JobModal:
     """The modal half of a background job's operator (Reconstruct Head, Find People): a timer drains the
-    job's events, the status bar and the panel show its progress, Esc or Cancel stops it; `_finish` ends it."""
+    job's events, the status bar and the panel show its progress, Esc or Cancel stops it; `_finish` ends it.
+    An operator gives `_request(context)` (a request, or a one-line refusal) and `_start(request)` (the job)."""
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        if job_running():
+            self.report({"ERROR"}, "SHeaP: a reconstruction or Find People is already running")
+            return {"CANCELLED"}
+        request = self._request(context)
+        if isinstance(request, str):
+            self.report({"ERROR"}, f"SHeaP: {request}")
+            return {"CANCELLED"}
+        return self._begin(context, self._start(request))
 
     def _begin(self, context, job) -> set[str]:
         global _active
@@ -301,18 +314,9 @@ class SHEAP_OT_reconstruct_head(JobModal, bpy.types.Operator):
               flush=True)
         return self._finish(context, run)
 
-    # -- modal path (the UI) -----------------------------------------------------------------------
-    def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
-        if job_running():
-            self.report({"ERROR"}, "SHeaP: a reconstruction or Find People is already running")
-            return {"CANCELLED"}
-        request = self._request(context)
-        if isinstance(request, str):
-            self.report({"ERROR"}, f"SHeaP: {request}")
-            return {"CANCELLED"}
-        return self._begin(context, Reconstruction(request))
+    @staticmethod
+    def _start(request: Request) -> Reconstruction:
+        return Reconstruction(request)
 
 
 class SHEAP_OT_cancel(bpy.types.Operator):
