@@ -409,3 +409,16 @@ def test_the_api():
     assert detector.push(frame) is False
     assert detector.push(shot("camera", 1, UHD)[0]) is False  # a new frame size: starts over
     assert CutDetector(0.0).fps == 30.0  # an unknown rate
+
+
+def test_real_edited_footage_cuts_and_nothing_else():
+    """Ten seconds of "Tears of Steel" (CC BY 3.0, tests/data): hard cuts at frames 21, 65 and 185; after
+    the last one a flickering effect (frames 192-204) and a slow transformation of a robot into a woman
+    (frames 208-232), neither of them a cut."""
+    from pathlib import Path
+
+    from backend.faces.footage import open_footage
+
+    footage = open_footage(Path(__file__).resolve().parents[2] / "data" / "tears_of_steel_excerpt.mp4")
+    detector = CutDetector(footage.fps)
+    assert [index for index, rgb in footage.frames() if detector.push(rgb)] == [21, 65, 185]
