@@ -127,7 +127,7 @@ def _join_alike(people: list[Person]) -> list[Person]:
 def find_people(footage: Footage, start: int = 0, end: int | None = None, cancel: threading.Event | None = None,
                 on_progress: Callable[[int, int], None] = lambda done, total: None,
                 embed: Embed | None = None) -> list[Person]:
-    """Everyone seen on at least MIN_SIGHTINGS searches, numbered by first appearance."""
+    """Everyone seen on at least MIN_SIGHTINGS searches (or once, close up), numbered by first appearance."""
     end = footage.frame_count if end is None else min(end, footage.frame_count)
     embed = embed or default_embed()
     interval = max(1, round(SCAN_INTERVAL * footage.fps))
