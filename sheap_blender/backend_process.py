@@ -58,10 +58,11 @@ def backend_environment() -> dict[str, str]:
 
 
 class BackendProcess:
-    """One running `python -m backend serve`; events arrive on `self.events` (a queue of dicts)."""
+    """One running `python -m backend serve` (or another command given `--progress json`, `args`); events
+    arrive on `self.events` (a queue of dicts), ending with {"event": "exited", "code": ...}."""
 
-    def __init__(self, python: str | os.PathLike):
-        """Spawn the process (fast); `wait_ready()` then waits until torch and the server are up."""
+    def __init__(self, python: str | os.PathLike, args: tuple[str, ...] = ("serve",)):
+        """Spawn the process (fast); for serve, `wait_ready()` then waits until torch and the server are up."""
         self.python = Path(python)
         if not self.python.is_file():
             raise BackendError(f"{self.python}: backend Python not found (run 'Set up backend' or set it in the "
@@ -73,7 +74,7 @@ class BackendProcess:
         self._next_id = 0
         try:
             self.process = subprocess.Popen(
-                [str(self.python), "-m", "backend", "serve"], cwd=root, env=env, stdin=subprocess.PIPE,
+                [str(self.python), "-m", "backend", *args], cwd=root, env=env, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
             )
         except OSError as exc:

@@ -8,17 +8,14 @@ does not use the warm backend: a process of its own, ended at once by a cancel.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import queue
 import subprocess
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backend_process import BackendError, backend_environment, backend_root
+from .backend_process import BackendError, BackendProcess
 from .core.people_file import base_name
 
 
@@ -30,12 +27,11 @@ class PeopleRequest:
     start: int = 0
     end: int | None = None
 
-    def command(self) -> list[str]:
-        """The backend command line (absolute paths: the backend runs in another folder)."""
+    def args(self) -> tuple[str, ...]:
+        """The backend command's arguments (absolute paths: the backend runs in another folder)."""
         footage, output = (os.path.abspath(os.path.expanduser(path)) for path in (self.footage, self.output))
-        command = [self.backend_python, "-m", "backend", "people", footage, "-o", output, "--start", str(self.start),
-                   "--progress", "json"]
-        return command + (["--end", str(self.end)] if self.end is not None else [])
+        args = ("people", footage, "-o", output, "--start", str(self.start), "--progress", "json")
+        return args + (("--end", str(self.end)) if self.end is not None else ())
 
 
 class FindPeople:
@@ -52,42 +48,14 @@ class FindPeople:
         self.fps = 0.0
         self.demo = False
         self.messages: list[str] = []
-        self._events: queue.Queue[dict] = queue.Queue()
-        self._stderr: deque[str] = deque(maxlen=20)
-        python = Path(request.backend_python)
-        if not python.is_file():
-            self._fail(f"{python}: backend Python not found (run 'Set up backend' or set it in the preferences)")
-            return
         try:
-            self.process = subprocess.Popen(request.command(), cwd=backend_root(), env=backend_environment(),
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            text=True, bufsize=1)
-        except (OSError, BackendError) as exc:
-            self._fail(f"{python}: cannot start the backend ({getattr(exc, 'strerror', None) or exc})")
-            return
-        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._stderr_reader.start()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
+            self._backend: BackendProcess | None = BackendProcess(request.backend_python, request.args())
+        except BackendError as exc:
+            self._backend, self.state, self.error = None, "failed", str(exc)
 
-    def _fail(self, message: str) -> None:
-        self.process = None
-        self.state, self.error = "failed", message
-
-    def _read_stdout(self) -> None:
-        for line in self.process.stdout:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                self._stderr.append(line.rstrip())
-                continue
-            if isinstance(event, dict) and isinstance(event.get("event"), str):
-                self._events.put(event)
-        self._events.put({"event": "exited", "code": self.process.wait()})
-
-    def _read_stderr(self) -> None:
-        for line in self.process.stderr:
-            if line.strip():
-                self._stderr.append(line.rstrip())
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return None if self._backend is None else self._backend.process
 
     @property
     def finished(self) -> bool:
@@ -109,13 +77,6 @@ class FindPeople:
             return self.frame_line
         return {"done": "done", "failed": self.error, "cancelled": "cancelled"}[self.state]
 
-    def _last_words(self, code: int | None) -> str:
-        self._stderr_reader.join(timeout=1.0)
-        for line in reversed(self._stderr):
-            if line.startswith("error:"):
-                return line.removeprefix("error:").strip()
-        return f"the backend exited unexpectedly (code {code})" + (f": {self._stderr[-1]}" if self._stderr else "")
-
     def poll(self) -> None:
         """Take in every event that has arrived; never blocks."""
         if self.finished:
@@ -123,7 +84,7 @@ class FindPeople:
         self.state = "running"
         while True:
             try:
-                event = self._events.get_nowait()
+                event = self._backend.events.get_nowait()
             except queue.Empty:
                 return
             kind = event["event"]
@@ -142,7 +103,7 @@ class FindPeople:
                     self.frame = self.total
                     self.state = "done"
                 else:
-                    self.state, self.error = "failed", self.error or self._last_words(code)
+                    self.state, self.error = "failed", self.error or self._backend.death_message(code)
                 return
 
     def wait(self, on_progress=None, interval: float = 0.05) -> None:
@@ -162,13 +123,8 @@ class FindPeople:
         if self.finished:
             return
         self.state, self.error = "cancelled", "cancelled"
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        if self._backend is not None:
+            self._backend.kill()
         output = Path(self.request.output)
         base = base_name(output)
         for pattern in (f".{glob.escape(output.name)}.*.tmp", f".{glob.escape(base)}.person*.png.*.tmp"):

@@ -10,8 +10,6 @@ follows that person (`--people N`) or, with Everyone, makes a rig per person (`-
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 
 import bpy
@@ -161,18 +159,6 @@ class SHEAP_OT_find_people(JobModal, bpy.types.Operator):
         clip = os.path.basename(request.footage.rstrip("/\\"))
         self.report({"INFO"}, f"SHeaP: {who} found in {clip}: click one to follow, or choose Everyone")
         return {"FINISHED"}
-
-    def execute(self, context):
-        request = self._request(context)
-        if isinstance(request, str):
-            self.report({"ERROR"}, f"SHeaP: {request}")
-            return {"CANCELLED"}
-        run = FindPeople(request)
-        started = time.perf_counter()
-        run.wait(on_progress=lambda run: print(f"SHeaP: {run.frame_line}", flush=True))
-        print(f"SHeaP: Find People finished in {time.perf_counter() - started:.1f} s: {run.state}", file=sys.stdout,
-              flush=True)
-        return self._finish(context, run)
 
     @staticmethod
     def _start(request: PeopleRequest) -> FindPeople:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -126,6 +125,21 @@ class JobModal:
             self.report({"ERROR"}, f"SHeaP: {request}")
             return {"CANCELLED"}
         return self._begin(context, self._start(request))
+
+    def execute(self, context):
+        """The synchronous path (background mode, scripts): progress and the job's messages as printed lines."""
+        request = self._request(context)
+        if isinstance(request, str):
+            self.report({"ERROR"}, f"SHeaP: {request}")
+            return {"CANCELLED"}
+        run = self._start(request)
+        started = time.perf_counter()
+        run.wait(on_progress=lambda run: print(f"SHeaP: {run.frame_line if run.total else run.status_line}",
+                                               flush=True))
+        for message in run.messages:
+            print(f"SHeaP: {message}", flush=True)
+        print(f"SHeaP: {self.bl_label} finished in {time.perf_counter() - started:.1f} s: {run.state}", flush=True)
+        return self._finish(context, run)
 
     def _begin(self, context, job) -> set[str]:
         global _active
@@ -294,25 +308,6 @@ class SHEAP_OT_reconstruct_head(JobModal, bpy.types.Operator):
             line = f"SHeaP: {run.total} frames reconstructed into {made.collection.name}"
         self.report({"WARNING" if demo else "INFO"}, line + note)
         return {"FINISHED"}
-
-    # -- synchronous path (background mode, scripts) ---------------------------------------------
-    def execute(self, context):
-        request = self._request(context)
-        if isinstance(request, str):
-            self.report({"ERROR"}, f"SHeaP: {request}")
-            return {"CANCELLED"}
-        run = Reconstruction(request)
-        started = time.perf_counter()
-
-        def show(run: Reconstruction) -> None:
-            print(f"SHeaP: {run.frame_line if run.total else run.status_line}", flush=True)
-
-        run.wait(on_progress=show)
-        for message in run.messages:
-            print(f"SHeaP: {message}", flush=True)
-        print(f"SHeaP: backend finished in {time.perf_counter() - started:.1f} s: {run.state}", file=sys.stdout,
-              flush=True)
-        return self._finish(context, run)
 
     @staticmethod
     def _start(request: Request) -> Reconstruction:
