@@ -94,13 +94,15 @@ def group(sightings_by_frame: list[list[Sighting]]) -> list[Person]:
         table = np.array([distances(descriptors, person.descriptors).min(axis=1) for person in people]).T \
             if people else np.full((len(sightings), 0), np.inf)
         taken: set[int] = set()
+        claimed: set[int] = set()  # people given a face of this frame already: one face each
         for face, person in sorted(np.ndindex(*table.shape), key=lambda index: table[index]):
             if table[face, person] > SAME_PERSON:
                 break
-            if face in taken or any(sighting.frame == sightings[face].frame for sighting in people[person].sightings):
+            if face in taken or person in claimed:
                 continue
             people[person].sightings.append(sightings[face])
             taken.add(face)
+            claimed.add(person)
         people += [Person(sightings=[sighting]) for index, sighting in enumerate(sightings) if index not in taken]
     return _join_alike(people)
 
