@@ -249,7 +249,7 @@ def on_scene_frames(take: LiveLinkTake, scene_fps: float, frame_start: float) ->
     if not scene_fps > 0:
         raise ValueError(f"scene frame rate {scene_fps} is not usable")
     seconds = take.seconds()
-    rows = frame_start + (seconds - seconds[0]) * scene_fps
+    rows = np.round(frame_start + (seconds - seconds[0]) * scene_fps, 9)  # 5.4999999999 is row 5.5
     nearest = np.round(rows)
     snapped = np.where(np.abs(rows - nearest) <= SNAP, nearest, rows)
     rows = snapped if np.all(np.diff(snapped) > 0) else rows  # rows closer than 2 SNAP: not moved
