@@ -390,5 +390,7 @@ def drive_with_csv(context: bpy.types.Context, obj: bpy.types.Object, path: str 
     render = context.scene.render
     take = take_from_csv(path, fps, render.fps / render.fps_base, frame_start)
     driven = key_take(context, obj, take, started=started)
+    first, last = driven.frames
+    driven.n_frames = int(np.floor(last) - np.ceil(first)) + 1  # the scene frames it spans (rows add keys between)
     driven.notes = take.notes
     return driven

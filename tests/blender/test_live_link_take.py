@@ -89,14 +89,20 @@ def test_a_real_take_imports_at_the_scenes_rate_with_nothing_to_type(empty_scene
     assert head_keys(rig) == user_head
 
 
-def test_the_head_left_alone_is_said(empty_scene):
+def test_the_head_left_alone_is_said(empty_scene, capfd):
     obj = build_character(habit="arkit")
     rig = add_head_bone(obj)
     user_head = animate_head_bone(rig)
     driven = character.drive_with_csv(bpy.context, obj, REAL_TAKE, None, 1)  # what the operator reports
     assert any("head rotation" in w and "left as it is" in w for w in driven.warnings), driven.warnings
     assert driven.head_bone == "" and "head rotation on bone" not in driven.summary()
-    assert "timecode read at 60 fps" in driven.summary()
+    assert "240 frames (1-240.968)" in driven.summary() and "timecode read at 60 fps" in driven.summary()
+    assert head_keys(rig) == user_head
+    # the user sees it: the operator's warning line (Blender prints reports when there is no window)
+    capfd.readouterr()
+    assert bpy.ops.sheap.character_import_csv(object=obj.name, filepath=str(REAL_TAKE)) == {"FINISHED"}
+    printed = capfd.readouterr().out
+    assert "Warning: SHeaP: the take's head rotation is 0 on every row" in printed, printed[-2000:]
     assert head_keys(rig) == user_head
 
 
