@@ -135,6 +135,38 @@ def test_our_eye_signs_are_the_apps(solver):
             assert agreement > 0.8, (direction, side, agreement)
 
 
+def test_our_take_correlates_as_the_apps_takes_do(solver, tmp_path):
+    """The app's takes: LeftEyeYaw against EyeLookOutLeft negative, against EyeLookInLeft positive, RightEyeYaw the
+    other way round, pitch with EyeLookDown positive. Ours, written as a CSV and read back by column name, alike."""
+    import csv
+
+    from sheap_blender.core.live_link_csv import LiveLinkTake, write_live_link_csv
+
+    rng = np.random.default_rng(11)
+    n = 300
+    gaze = rng.normal(0, 0.2, (n, 3)) * [1, 1, 0]  # both eyes turned together, as eyes are
+    solved = solver.solve(frames(n, eye_l_pose=gaze, eye_r_pose=gaze + rng.normal(0, 0.02, (n, 3)) * [1, 1, 0]))
+    path = tmp_path / "ours.csv"
+    write_live_link_csv(path, LiveLinkTake(frames=np.arange(n, dtype=np.float64), weights=solved.weights,
+                                           head=solved.head, left_eye=solved.left_eye, right_eye=solved.right_eye), 30)
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+
+    def correlation(a: str, b: str) -> float:
+        return float(np.corrcoef([float(r[a]) for r in rows], [float(r[b]) for r in rows])[0, 1])
+
+    for take in ("ours", "the app's"):
+        if take == "the app's":
+            with open(REAL_TAKE, newline="") as stream:
+                rows = list(csv.DictReader(stream))
+        assert correlation("LeftEyeYaw", "EyeLookOutLeft") < -0.5, take
+        assert correlation("LeftEyeYaw", "EyeLookInLeft") > 0.5, take
+        assert correlation("RightEyeYaw", "EyeLookOutRight") > 0.5, take
+        assert correlation("RightEyeYaw", "EyeLookInRight") < -0.5, take
+        assert correlation("LeftEyePitch", "EyeLookDownLeft") > 0.5, take
+        assert correlation("RightEyePitch", "EyeLookDownRight") > 0.5, take
+
+
 def test_head_rotation_is_root_and_neck_together_in_radians(solver):
     rng = np.random.default_rng(3)
     torso, neck = rng.normal(0, 0.2, (2, 50, 3)).astype(np.float32)
