@@ -4,9 +4,9 @@ The mapping shape key -> ARKit channel and the head bone live on the object (cha
 `drive_with_result` solves the take (core/arkit_solve.take_for_result, the function `python -m backend arkit`
 uses) and keys row i on scene frame `frame_start + i`, as the FLAME rig's importer does; `drive_with_csv` keys a
 Live Link Face CSV by timecode (its rate read from the take, every row at its own time at the scene's rate).
-Keys are written in bulk (animation.py) into a copy of the Key's (and the
-armature's) action, replacing only the driven F-curves, and the copy takes the original's place: the mesh data
-is never touched, and a failure puts everything back (transaction.Transaction).
+Keys are written in bulk (animation.py) into a copy of the Key's (and the armature's) action, replacing only
+the driven F-curves, and the copy takes the original's place: the mesh data is never touched, and a failure
+puts everything back (transaction.Transaction).
 """
 
 from __future__ import annotations
