@@ -174,7 +174,7 @@ def cmd_flame(args: argparse.Namespace) -> None:
 
 
 def cmd_arkit(args: argparse.Namespace) -> None:
-    from sheap_blender.core.arkit_solve import take_for_result
+    from sheap_blender.core.arkit_solve import lost_blinks, take_for_result
     from sheap_blender.core.flame_model import load_flame
     from sheap_blender.core.live_link_csv import write_live_link_csv
     from sheap_blender.core.result_format import read_result
@@ -183,10 +183,14 @@ def cmd_arkit(args: argparse.Namespace) -> None:
     result = read_result(_absolute(args.result))
     flame = load_flame(_absolute(args.flame))
     cache = _absolute(args.cache) if args.cache else default_cache_dir()
+    warning = lost_blinks(result, flame)
+    if warning:
+        print(f"warning: {args.flame}: {warning}", file=sys.stderr, flush=True)
     take = take_for_result(result, flame, cache)
     write_live_link_csv(output, take, result.fps)
     demo = " (demo weights: the FLAME stand-in, not FLAME)" if flame.is_demo or result.is_demo else ""
-    print(f"wrote {output}: {result.n_frames} frames of ARKit-52 at {result.fps:g} fps{demo}", flush=True)
+    print(f"wrote {output}: {result.n_frames} frames of ARKit-52 at {result.fps:g} fps (timecode at 60 fps, as Live "
+          f"Link Face writes it){demo}", flush=True)
 
 
 def default_cache_dir() -> Path:

@@ -3,9 +3,10 @@
 The mapping shape key -> ARKit channel and the head bone live on the object (character_mapping.py).
 `drive_with_result` solves the take (core/arkit_solve.take_for_result, the function `python -m backend arkit`
 uses) and keys row i on scene frame `frame_start + i`, as the FLAME rig's importer does; `drive_with_csv` keys a
-Live Link Face CSV by timecode. Keys are written in bulk (animation.py) into a copy of the Key's (and the
-armature's) action, replacing only the driven F-curves, and the copy takes the original's place: the mesh data
-is never touched, and a failure puts everything back (transaction.Transaction).
+Live Link Face CSV by timecode (its rate read from the take, every row at its own time at the scene's rate).
+Keys are written in bulk (animation.py) into a copy of the Key's (and the armature's) action, replacing only
+the driven F-curves, and the copy takes the original's place: the mesh data is never touched, and a failure
+puts everything back (transaction.Transaction).
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ class Take:
     warnings: list[str] = field(default_factory=list)
     result: object = None  # the Result (results only), for the footage camera
     result_path: Path | None = None
+    head_rotation: bool = True  # False: the take has no head rotation (all 0), the head bone is left alone
+    notes: list[str] = field(default_factory=list)  # for the report line (how a CSV's timecode was read)
 
 
 def cache_dir() -> Path:
@@ -139,7 +142,7 @@ def cache_dir() -> Path:
 
 def take_from_result(source: Source) -> Take:
     """Solve the result's frames into ARKit weights and the head's rotation (InputError for unusable files)."""
-    from .core.arkit_solve import take_for_result
+    from .core.arkit_solve import lost_blinks, take_for_result
     from .core.face_choice import cut_rows
     from .core.flame_model import load_flame
     from .core.result_format import read_result
@@ -151,6 +154,9 @@ def take_from_result(source: Source) -> Take:
     if expected and model.source_sha256 and expected != model.source_sha256:
         warnings.append("this FLAME file is not the one the result was made with (SHA-256 differs): "
                         "the expressions may not match the footage")
+    blinks = lost_blinks(result, model)
+    if blinks:
+        warnings.append(blinks)
     take = take_for_result(result, model, cache_dir=cache_dir())
     if len(take.frames) != result.n_frames:
         raise InputError(source.result, f"the solve gave {len(take.frames)} frames for {result.n_frames} rows")
@@ -163,18 +169,22 @@ def take_from_result(source: Source) -> Take:
                 result=result, result_path=source.result)
 
 
-def take_from_csv(path: str | os.PathLike, fps: float, scene_fps: float, frame_start: float) -> Take:
-    """A Live Link Face CSV (timecodes at `fps`) on scene frames from `frame_start` at `scene_fps`."""
-    from .core.live_link_csv import read_live_link_csv
+def take_from_csv(path: str | os.PathLike, fps: float | None, scene_fps: float, frame_start: float) -> Take:
+    """A Live Link Face CSV (timecodes at `fps`, None: the take's own rate) on scene frames from `frame_start`."""
+    from .core.live_link_csv import on_scene_frames, read_live_link_csv
 
-    if not (fps > 0 and scene_fps > 0):
-        raise InputError(path, f"frame rate {fps} is not usable")
-    take = read_live_link_csv(path, fps)
-    frames = frame_start + (take.frames - take.frames[0]) * (scene_fps / fps)
-    backwards = np.flatnonzero(np.diff(frames) <= 0)
-    if backwards.size:
-        raise InputError(path, f"line {int(backwards[0]) + 3}: the timecode does not advance from the row before")
-    return Take(frames=frames, weights=take.weights, head=take.head, name=Path(path).stem, present=take.present)
+    if not (fps is None or fps > 0) or not scene_fps > 0:
+        raise InputError(path, f"frame rate {fps if fps is not None else scene_fps} is not usable")
+    read = read_live_link_csv(path, fps)
+    take = on_scene_frames(read, scene_fps, frame_start)
+    warnings = []
+    if read.head_rotation_off:
+        warnings.append("the take's head rotation is 0 on every row (head rotation off in Live Link Face): "
+                        "the head's animation is left as it is")
+    return Take(frames=take.frames, weights=take.weights, head=take.head, name=Path(path).stem, present=take.present,
+                warnings=warnings, head_rotation=not read.head_rotation_off,
+                notes=[f"timecode read at {read.fps:.6g} fps, {len(read.frames)} rows over "
+                       f"{read.seconds()[-1] - read.seconds()[0]:.2f} s"])
 
 
 # ---------------------------------------------------------------------------------------- keying
@@ -195,6 +205,7 @@ class Driven:
     actions: dict[str, bpy.types.Action] = field(default_factory=dict)  # "shape", "head"
     warnings: list[str] = field(default_factory=list)
     camera: bpy.types.Object | None = None
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         first, last = self.frames
@@ -204,7 +215,7 @@ class Driven:
             text += f"; head rotation on bone {self.head_bone!r}"
         if self.is_demo:
             text += "; demo weights: not a real reconstruction"
-        return text
+        return "; ".join([text, *self.notes])
 
 
 def _escaped(name: str) -> str:
@@ -283,7 +294,8 @@ def key_take(context: bpy.types.Context, obj: bpy.types.Object, take: Take, *, s
         warnings.append(f"the take has no values for {', '.join(absent)}: those keys are left as they are")
     shape_channels = [animation.Channel(f'key_blocks["{_escaped(key)}"].value', 0,
                                         take.weights[:, ARKIT_INDEX[mapping[key]]], KEY_GROUP) for key in driven]
-    head_channels, head_prop = _head_channels(arm, bone, take.head) if arm is not None else ([], "")
+    head_channels, head_prop = (_head_channels(arm, bone, take.head) if arm is not None and take.head_rotation
+                                else ([], ""))
     camera_plan = None
     if camera:
         if take.result is None:
@@ -302,7 +314,7 @@ def key_take(context: bpy.types.Context, obj: bpy.types.Object, take: Take, *, s
     try:
         keys = obj.data.shape_keys
         jobs = [("shape", keys, "KEY", f"{take.name} ARKit", shape_channels)]
-        if arm is not None:
+        if head_channels:
             jobs.append(("head", arm, "OBJECT", f"{arm.name} action", head_channels))
         actions = {}
         for role, id_data, id_type, name, channels in jobs:
@@ -345,7 +357,7 @@ def key_take(context: bpy.types.Context, obj: bpy.types.Object, take: Take, *, s
     if take.is_demo:
         warnings.insert(0, "demo weights: the stand-in FLAME or predictor was used, not a real reconstruction")
     return Driven(obj=obj, report=report, frames=(float(frames[0]), float(frames[-1])), n_frames=len(frames),
-                  n_keys=n_keys, head_bone=bone if arm is not None else "", is_demo=take.is_demo,
+                  n_keys=n_keys, head_bone=bone if head_channels else "", is_demo=take.is_demo,
                   seconds=time.perf_counter() - started, actions=actions, warnings=warnings, camera=made)
 
 
@@ -369,12 +381,16 @@ def drive_with_result(context: bpy.types.Context, obj: bpy.types.Object, source:
     return key_take(context, obj, take, set_scene=set_scene, camera=camera, started=started)
 
 
-def drive_with_csv(context: bpy.types.Context, obj: bpy.types.Object, path: str | os.PathLike, fps: float,
+def drive_with_csv(context: bpy.types.Context, obj: bpy.types.Object, path: str | os.PathLike, fps: float | None,
                    frame_start: float) -> Driven:
-    """Key a Live Link Face CSV on the character at the scene's rate (all or nothing)."""
+    """Key a Live Link Face CSV on the character at the scene's rate (all or nothing; `fps` None: the take's)."""
     started = time.perf_counter()
     check_character(obj)
     check_head_bone(*head_bone_of(obj))
     render = context.scene.render
     take = take_from_csv(path, fps, render.fps / render.fps_base, frame_start)
-    return key_take(context, obj, take, started=started)
+    driven = key_take(context, obj, take, started=started)
+    first, last = driven.frames
+    driven.n_frames = int(np.floor(last) - np.ceil(first)) + 1  # the scene frames it spans (rows add keys between)
+    driven.notes = take.notes
+    return driven

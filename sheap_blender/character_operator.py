@@ -185,20 +185,17 @@ class SHEAP_OT_character_import_csv(_CharacterOperator, bpy.types.Operator, Impo
     bl_options = {"REGISTER", "UNDO"}
     filename_ext = ".csv"
     filter_glob: StringProperty(default="*.csv", options={"HIDDEN"})
-    fps: FloatProperty(name="Frame Rate", default=30.0, min=1.0, max=1000.0, options={"SKIP_SAVE"},
-                       description="The take's timecode rate (unset: the scene's)")
+    fps: FloatProperty(name="Timecode Rate", default=0.0, min=0.0, max=1000.0, options={"SKIP_SAVE"},
+                       description="The take's timecode rate; 0: read from the take (the app counts at 60)")
     frame_start: IntProperty(name="Start Frame", default=1, options={"SKIP_SAVE"},
                              description="Scene frame of the first row (unset: the scene's start)")
 
     def invoke(self, context, event):
-        render = context.scene.render
-        self.fps = render.fps / render.fps_base
         self.frame_start = context.scene.frame_start
         return super().invoke(context, event)
 
     def execute(self, context):
-        render = context.scene.render
-        fps = self.fps if self.properties.is_property_set("fps") else render.fps / render.fps_base
+        fps = self.fps if self.fps > 0 else None  # the take's own rate unless the user typed one
         start = self.frame_start if self.properties.is_property_set("frame_start") else context.scene.frame_start
         try:
             obj = _character(context, self.object)

@@ -26,8 +26,10 @@ Solve, per frame:
   eyeLookDown, not as a blink (ARKit's own gaze shapes carry it on the character), while lids that
   do not follow are no blink either.
 - The head's rotation relative to the camera is FLAME's root and neck together.
-Rotations are returned as yaw, pitch, roll in radians, right-handed about ARKit's face axes (+X the
-face's left, +Y up, +Z out of the face): R = Ry(yaw) Rx(pitch) Rz(roll).
+Rotations are returned as yaw, pitch, roll in radians with Live Link Face's signs (docs/arkit.md):
+positive yaw = toward the performer's right, positive pitch = down, positive roll = the top of the head
+toward the performer's left. About ARKit's face axes (+X the face's left, +Y up, +Z out of the face),
+right-handed: R = Ry(-yaw) Rx(pitch) Rz(-roll) (`yaw_pitch_roll` is the right-handed decomposition).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ MIN_FACING = 0.5  # cosine: ... or whose normal turns away from the reference su
 L1_PULL = 0.005
 RIDGE = 0.002
 SWEEPS = 60  # coordinate-descent sweeps; the solve's tests check convergence against many more
+# right-handed yaw, pitch, roll about ARKit's face axes -> Live Link Face's: the app's yaw and roll turn the other way
+LIVE_LINK_SIGNS = np.array([-1.0, 1.0, -1.0])
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,8 @@ class ArkitFrames:
     """One row per frame."""
 
     weights: np.ndarray  # (F, 52) in ARKIT_NAMES order, 0..1
-    head: np.ndarray  # (F, 3) yaw, pitch, roll of the head relative to the camera, radians
-    left_eye: np.ndarray  # (F, 3) the face's left eye relative to the head
+    head: np.ndarray  # (F, 3) yaw, pitch, roll of the head relative to the camera, radians, Live Link Face's signs
+    left_eye: np.ndarray  # (F, 3) the face's left eye relative to the head, the same signs
     right_eye: np.ndarray  # (F, 3)
 
 
@@ -99,6 +103,20 @@ def yaw_pitch_roll(rotation: np.ndarray) -> np.ndarray:
     yaw = np.arctan2(rotation[..., 0, 2], rotation[..., 2, 2])
     roll = np.arctan2(rotation[..., 1, 0], rotation[..., 1, 1])
     return np.stack([yaw, pitch, roll], axis=-1)
+
+
+def live_link_angles(rotation: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) a rotation in ARKit's face axes -> (..., 3) yaw, pitch, roll as Live Link Face writes them."""
+    return yaw_pitch_roll(rotation) * LIVE_LINK_SIGNS
+
+
+def lost_blinks(result: Result, model: FlameModel) -> str:
+    """A warning when the result has eyelid weights the FLAME file has no shapes for; '' otherwise."""
+    if model.eyelid_dirs is not None or not np.any(result.flame_params().eyelids):
+        return ""
+    return ("the FLAME file has no eyelid shapes but the result has eyelid weights: blinks cannot be carried "
+            "(eyeBlink stays 0); convert it with `python -m backend convert-flame generic_model.pkl --eyelids "
+            "eyelids.pt -o flame.safetensors` and use that file")
 
 
 def gaze_full_scale(reference: ArkitReference) -> float:
@@ -317,11 +335,12 @@ class ArkitSolver:
         return out / np.maximum(self._shapes_per_channel, 1)
 
     def gaze_weights(self, left_eye: np.ndarray, right_eye: np.ndarray) -> np.ndarray:
-        """(F, 3) yaw/pitch/roll of each eye -> (F, 52) with only the eyeLook channels set."""
+        """(F, 3) yaw/pitch/roll of each eye (Live Link Face's signs) -> (F, 52) with only the eyeLook channels set."""
         out = np.zeros((len(left_eye), N_ARKIT))
         scale = self.calibration.gaze_full_scale
-        for side, angles, outward in (("Left", left_eye, 1.0), ("Right", right_eye, -1.0)):
-            yaw, pitch = angles[:, 0] * outward, angles[:, 1]  # yaw toward the face's own side is "out"
+        # positive yaw turns toward the performer's right: "out" for the right eye, "in" for the left
+        for side, angles, outward in (("Left", left_eye, -1.0), ("Right", right_eye, 1.0)):
+            yaw, pitch = angles[:, 0] * outward, angles[:, 1]
             for channel, value in (("Out", yaw), ("In", -yaw), ("Down", pitch), ("Up", -pitch)):
                 out[:, ARKIT_INDEX[f"eyeLook{channel}{side}"]] = np.clip(value / scale, 0.0, 1.0)
         return out
@@ -336,8 +355,8 @@ class ArkitSolver:
 
     def solve(self, params: FlameParams) -> ArkitFrames:
         rotations = axis_angle_to_matrix(params.poses().astype(np.float64))  # (F, 5, 3, 3)
-        head = yaw_pitch_roll(rotations[:, 0] @ rotations[:, 1])
-        left_eye, right_eye = yaw_pitch_roll(rotations[:, 3]), yaw_pitch_roll(rotations[:, 4])
+        head = live_link_angles(rotations[:, 0] @ rotations[:, 1])
+        left_eye, right_eye = live_link_angles(rotations[:, 3]), live_link_angles(rotations[:, 4])
         coefficients = np.concatenate([params.expr, params.eyelids], axis=1).astype(np.float64)
         joints = self.gaze_weights(left_eye, right_eye) + self.jaw_weights(yaw_pitch_roll(rotations[:, 2]))
         fitted = self._fit(coefficients @ self._params_to_h, joints)[:, :len(self.calibration.basis)]
@@ -355,4 +374,4 @@ def take_for_result(result: Result, model: FlameModel, cache_dir: str | os.PathL
     """A result's every frame as a Live Link Face take (row i is footage frame `result.frame_index[i]`)."""
     frames = ArkitSolver.for_flame(model, cache_dir).solve(result.flame_params())
     return LiveLinkTake(frames=result.frame_index.astype(np.float64), weights=frames.weights, head=frames.head,
-                        left_eye=frames.left_eye, right_eye=frames.right_eye)
+                        left_eye=frames.left_eye, right_eye=frames.right_eye, fps=result.fps)

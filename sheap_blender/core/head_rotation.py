@@ -1,7 +1,9 @@
 """A take's head rotation on a character's bone: yaw/pitch/roll -> the bone's own rotation channels.
 
-A take's yaw, pitch, roll are right-handed about ARKit's face axes (+X the face's left, +Y up, +Z out
-of the face), composed R = Ry(yaw) Rx(pitch) Rz(roll) (core/arkit_solve.py, Live Link Face). A character
+A take's yaw, pitch, roll have Live Link Face's signs (core/live_link_csv.py, docs/arkit.md): positive
+yaw = toward the performer's right, positive pitch = down, positive roll = the top of the head toward the
+performer's left. About ARKit's face axes (+X the face's left, +Y up, +Z out of the face), right-handed,
+that is R = Ry(-yaw) Rx(pitch) Rz(-roll); the same for the head and each eye. A character
 in Blender stands as the FLAME rig does: +Z up, the face toward -Y (Blender's front view), +X its own left,
 so ARKit (x, y, z) is Blender (x, -z, y). A pose bone turns in its rest frame: for a bone whose rest
 orientation in world axes is B, the world turn R is the bone's rotation B^T R B.
@@ -32,9 +34,9 @@ def _about(axis: int, angle: np.ndarray) -> np.ndarray:
 
 
 def yaw_pitch_roll_matrix(head: np.ndarray) -> np.ndarray:
-    """(F, 3) yaw, pitch, roll -> (F, 3, 3) R = Ry(yaw) Rx(pitch) Rz(roll) in ARKit's axes."""
+    """(F, 3) yaw, pitch, roll (the app's signs) -> (F, 3, 3) R = Ry(-yaw) Rx(pitch) Rz(-roll) in ARKit's axes."""
     head = np.asarray(head, dtype=np.float64)
-    return _about(1, head[..., 0]) @ _about(0, head[..., 1]) @ _about(2, head[..., 2])
+    return _about(1, -head[..., 0]) @ _about(0, head[..., 1]) @ _about(2, -head[..., 2])
 
 
 def head_turn_in_blender(head: np.ndarray) -> np.ndarray:

@@ -32,16 +32,32 @@ def test_take_from_a_reconstructed_clip(demo, result_file, tmp_path):
     result = read_result(result_file)
     assert len(rows) - 1 == result.n_frames == 24
     assert all(row[1] == "61" for row in rows[1:])
-    assert [row[0] for row in rows[1:]] == [timecode(f, result.fps) for f in range(5, 29)]  # footage frames 5..28
-    assert rows[1][0] == "00:00:00:05.000"
+    # footage frames 5..28 at their times, as the app writes timecodes: at 60 fps, with the fraction of a frame
+    assert [row[0] for row in rows[1:]] == [timecode(f * 60 / result.fps, 60) for f in range(5, 29)]
+    assert rows[1][0] == timecode(5 * 60 / result.fps, 60) and result.fps == 30 and rows[1][0] == "00:00:00:10.000"
+    assert all(len(cell.split(".")[1]) == 10 and "e" not in cell for row in rows[1:] for cell in row[2:])
+    assert "blinks" not in completed.stderr  # this FLAME file has the eyelid shapes
     # the values are the solve's for the same result and FLAME
     expected = take_for_result(result, load_flame(demo / "flame.safetensors"))
-    read = read_live_link_csv(take_path, result.fps)
+    read = read_live_link_csv(take_path)
+    np.testing.assert_allclose(read.seconds(), np.arange(5, 29) / result.fps, atol=1e-5)
     assert np.allclose(read.weights, expected.weights, atol=1e-5)
     assert np.allclose(read.head, expected.head, atol=1e-5)
     assert np.allclose(read.left_eye, expected.left_eye, atol=1e-5)
     assert read.weights.min() >= 0 and read.weights.max() <= 1
     assert list((tmp_path / "cache").glob("arkit-solve-*.safetensors"))  # built once, then cached
+
+
+def test_a_flame_file_without_eyelid_shapes_says_blinks_cannot_be_carried(demo, result_file, tmp_path):
+    take_path = tmp_path / "take.csv"
+    # the raw generic_model.pkl has no eyelid shapes; the result has eyelid weights
+    assert np.any(read_result(result_file).flame_params().eyelids)
+    completed = backend("arkit", result_file, "--flame", demo / "generic_model.pkl", "-o", take_path,
+                        "--cache", tmp_path / "cache", check=True)
+    warnings = [line for line in completed.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "generic_model.pkl" in warnings[0], completed.stderr
+    assert "blinks cannot be carried" in warnings[0] and "--eyelids" in warnings[0]
+    assert take_path.is_file()  # the take is still written: the warning says what it lacks
 
 
 @pytest.mark.parametrize("case", ["missing result", "not a result", "bad flame", "output is a folder"])

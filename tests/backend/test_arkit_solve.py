@@ -11,13 +11,15 @@ from sheap_blender.core import arkit_solve
 from sheap_blender.core.arkit_check import cross_source, round_trip
 from sheap_blender.core.arkit_names import ARKIT_INDEX, ARKIT_NAMES
 from sheap_blender.core.arkit_reference import load_reference, read_reference
-from sheap_blender.core.arkit_solve import ArkitSolver, yaw_pitch_roll
+from sheap_blender.core.arkit_solve import ArkitSolver, live_link_angles, lost_blinks, yaw_pitch_roll
 from sheap_blender.core.flame_landmarks import DEMO_STANDIN, FLAME_2020, landmarks68
 from sheap_blender.core.flame_params import FlameParams
+from sheap_blender.core.live_link_csv import read_live_link_csv
 from sheap_blender.core.rig_math import EYELID_RIGHT, eyelid_key_names
 from sheap_blender.core.rotation import axis_angle_to_matrix
 
 APPLE = Path(__file__).resolve().parents[1] / "data" / "apple_arkit_reference.safetensors"
+REAL_TAKE = Path(__file__).resolve().parents[1] / "data" / "live_link_face_take_excerpt.csv"  # see its .txt
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +117,62 @@ def test_eyes_turned_give_each_eyes_look_channels(solver):
     assert up[ARKIT_INDEX["eyeLookUpLeft"]] == pytest.approx(1.0, abs=1e-4) and others(up, "eyeLookUpLeft") <= 0.1
 
 
+def test_our_eye_signs_are_the_apps(solver):
+    """A gaze to the performer's left: both eyes' yaw negative, as in takes the app records; down: pitch positive."""
+    turn = 0.3
+    left = solver.solve(frames(eye_l_pose=[0, turn, 0], eye_r_pose=[0, turn, 0]))  # FLAME: +Y turn = the face's left
+    assert left.weights[0, ARKIT_INDEX["eyeLookOutLeft"]] > 0.5 and left.weights[0, ARKIT_INDEX["eyeLookInRight"]] > 0.5
+    assert left.left_eye[0, 0] == pytest.approx(-turn) and left.right_eye[0, 0] == pytest.approx(-turn)
+    down = solver.solve(frames(eye_l_pose=[turn, 0, 0], eye_r_pose=[turn, 0, 0]))
+    assert down.left_eye[0, 1] == pytest.approx(turn) and down.right_eye[0, 1] == pytest.approx(turn)
+    # the app's rows: its eye angles read through our solve give back its own eyeLook channels
+    take = read_live_link_csv(REAL_TAKE)
+    ours = solver.gaze_weights(take.left_eye, take.right_eye)
+    for side in ("Left", "Right"):
+        for direction in ("In", "Out", "Down", "Up"):
+            channel = ARKIT_INDEX[f"eyeLook{direction}{side}"]
+            agreement = np.corrcoef(ours[:, channel], take.weights[:, channel])[0, 1]
+            assert agreement > 0.8, (direction, side, agreement)
+
+
+def test_our_take_correlates_as_the_apps_takes_do(solver, tmp_path):
+    """The app's takes: LeftEyeYaw against EyeLookOutLeft negative, against EyeLookInLeft positive, RightEyeYaw the
+    other way round, pitch with EyeLookDown positive. Ours, written as a CSV and read back by column name, alike."""
+    import csv
+
+    from sheap_blender.core.live_link_csv import LiveLinkTake, write_live_link_csv
+
+    rng = np.random.default_rng(11)
+    n = 300
+    gaze = rng.normal(0, 0.2, (n, 3)) * [1, 1, 0]  # both eyes turned together, as eyes are
+    solved = solver.solve(frames(n, eye_l_pose=gaze, eye_r_pose=gaze + rng.normal(0, 0.02, (n, 3)) * [1, 1, 0]))
+    path = tmp_path / "ours.csv"
+    write_live_link_csv(path, LiveLinkTake(frames=np.arange(n, dtype=np.float64), weights=solved.weights,
+                                           head=solved.head, left_eye=solved.left_eye, right_eye=solved.right_eye), 30)
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+
+    def correlation(a: str, b: str) -> float:
+        return float(np.corrcoef([float(r[a]) for r in rows], [float(r[b]) for r in rows])[0, 1])
+
+    for take in ("ours", "the app's"):
+        if take == "the app's":
+            with open(REAL_TAKE, newline="") as stream:
+                rows = list(csv.DictReader(stream))
+        assert correlation("LeftEyeYaw", "EyeLookOutLeft") < -0.5, take
+        assert correlation("LeftEyeYaw", "EyeLookInLeft") > 0.5, take
+        assert correlation("RightEyeYaw", "EyeLookOutRight") > 0.5, take
+        assert correlation("RightEyeYaw", "EyeLookInRight") < -0.5, take
+        assert correlation("LeftEyePitch", "EyeLookDownLeft") > 0.5, take
+        assert correlation("RightEyePitch", "EyeLookDownRight") > 0.5, take
+
+
 def test_head_rotation_is_root_and_neck_together_in_radians(solver):
     rng = np.random.default_rng(3)
     torso, neck = rng.normal(0, 0.2, (2, 50, 3)).astype(np.float32)
     result = solver.solve(frames(50, torso_pose=torso, neck_pose=neck))
     expected = axis_angle_to_matrix(torso.astype(np.float64)) @ axis_angle_to_matrix(neck.astype(np.float64))
-    yaw, pitch, roll = result.head.T
+    yaw, pitch, roll = result.head.T * [[-1], [1], [-1]]  # the app's yaw and roll: against the right-hand rule
 
     def about(axis: int, angle: np.ndarray) -> np.ndarray:
         vector = np.zeros((len(angle), 3))
@@ -130,6 +182,25 @@ def test_head_rotation_is_root_and_neck_together_in_radians(solver):
     rebuilt = about(1, yaw) @ about(0, pitch) @ about(2, roll)  # R = Ry(yaw) Rx(pitch) Rz(roll)
     assert np.allclose(rebuilt, expected, atol=1e-5)
     assert np.allclose(yaw_pitch_roll(about(1, np.array([0.3])))[0], [0.3, 0, 0])
+    assert np.allclose(live_link_angles(about(1, np.array([0.3])))[0], [-0.3, 0, 0])  # toward the face's left
+
+
+def test_lost_blinks_are_said(solver, demo_flame_model):
+    from sheap_blender.core.result_format import Result
+
+    params = frames(3, eyelids=[[0.0, 0.0], [0.8, 0.7], [0.0, 0.1]])
+
+    def lids(p: FlameParams) -> Result:  # a result with these parameters
+        return Result(frame_index=np.arange(p.n_frames), valid=np.ones(p.n_frames, bool), params=p.as_dict())
+
+    without = type(demo_flame_model)(**{**demo_flame_model.__dict__, "eyelid_dirs": None})
+    assert "blinks cannot be carried" in lost_blinks(lids(params), without) and "--eyelids" in lost_blinks(
+        lids(params), without)
+    assert lost_blinks(lids(params), demo_flame_model) == ""  # the FLAME file carries them
+    assert lost_blinks(lids(frames(3)), without) == ""  # nothing to lose
+    # what is lost: without eyelid shapes the closed lids read as no blink
+    assert solver.solve(params).weights[1, ARKIT_INDEX["eyeBlinkLeft"]] > 0.3
+    assert ArkitSolver.for_flame(without).solve(params).weights[1, ARKIT_INDEX["eyeBlinkLeft"]] < 0.05
 
 
 def test_solve_equals_fit_of_the_face_offsets(solver):

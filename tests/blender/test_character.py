@@ -208,17 +208,17 @@ def test_head_bone_keyed(empty_scene, take_files):
     for row in (0, 5, 17, 39):
         scene.frame_set(1 + row)
         yaw, pitch, roll = (expected[name][row] for name in ("HeadYaw", "HeadPitch", "HeadRoll"))
-        turn = (mathutils.Matrix.Rotation(yaw, 3, "Y") @ mathutils.Matrix.Rotation(pitch, 3, "X")
-                @ mathutils.Matrix.Rotation(roll, 3, "Z"))
+        turn = (mathutils.Matrix.Rotation(-yaw, 3, "Y") @ mathutils.Matrix.Rotation(pitch, 3, "X")
+                @ mathutils.Matrix.Rotation(-roll, 3, "Z"))  # the app's yaw and roll: against the right-hand rule
         wanted = to_blender @ turn @ to_blender.transposed()
         posed = rig.pose.bones["head.x"].matrix.to_3x3() @ rest.transposed()  # the bone's turn in world axes
         assert np.abs(np.array(posed) - np.array(wanted)).max() < 1e-5, row
-    # positive yaw turns the face (toward -Y) to its own left (+X)
+    # positive yaw (the app's sign) turns the face (toward -Y) to the performer's right (-X)
     yaws = expected["HeadYaw"]
     row = int(np.argmax(yaws))
     scene.frame_set(1 + row)
     facing = rig.pose.bones["head.x"].matrix.to_3x3() @ rest.transposed() @ mathutils.Vector((0, -1, 0))
-    assert yaws[row] > 0.05 and facing.x > 0
+    assert yaws[row] > 0.05 and facing.x < 0
 
 
 # ------------------------------------------------------------------------------ the mapping in the file, presets
@@ -291,7 +291,7 @@ def test_csv_import_by_header_name(empty_scene, tmp_path):
         csv.writer(stream).writerows([[row[i] for i in order] for row in rows])
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 30, 1.0
-    assert bpy.ops.sheap.character_import_csv(object=obj.name, filepath=str(shuffled), fps=60.0,
+    assert bpy.ops.sheap.character_import_csv(object=obj.name, filepath=str(shuffled),  # its rate read from it
                                               frame_start=5) == {"FINISHED"}
     curves = keyed(obj.data.shape_keys)
     assert key_path("mouthClose") not in curves and len(curves) == 52  # 53 keys, one without a column
@@ -308,8 +308,8 @@ def test_csv_import_by_header_name(empty_scene, tmp_path):
     scene.frame_set(5 + 4)  # row 8
     yaw, pitch, roll = take.head[8]
     to_blender = mathutils.Matrix(((1, 0, 0), (0, 0, -1), (0, 1, 0)))
-    wanted = to_blender @ (mathutils.Matrix.Rotation(yaw, 3, "Y") @ mathutils.Matrix.Rotation(pitch, 3, "X")
-                           @ mathutils.Matrix.Rotation(roll, 3, "Z")) @ to_blender.transposed()
+    wanted = to_blender @ (mathutils.Matrix.Rotation(-yaw, 3, "Y") @ mathutils.Matrix.Rotation(pitch, 3, "X")
+                           @ mathutils.Matrix.Rotation(-roll, 3, "Z")) @ to_blender.transposed()
     posed = rig.pose.bones["head"].matrix.to_3x3() @ rig.data.bones["head"].matrix_local.to_3x3().transposed()
     assert np.abs(np.array(posed) - np.array(wanted)).max() < 1e-4
 

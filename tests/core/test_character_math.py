@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sheap_blender.core.arkit_preset import FORMAT, read_preset, write_preset
-from sheap_blender.core.arkit_solve import yaw_pitch_roll
+from sheap_blender.core.arkit_solve import live_link_angles
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.head_rotation import (
     EULER_ORDERS,
@@ -31,16 +31,18 @@ def about(axis: str, angle: float) -> np.ndarray:
 def test_yaw_pitch_roll_is_the_solves_convention():
     head = np.random.default_rng(0).uniform(-1.2, 1.2, (100, 3))
     matrices = yaw_pitch_roll_matrix(head)
-    np.testing.assert_allclose(yaw_pitch_roll(matrices), head, atol=1e-12)
-    yaw, pitch, roll = head[7]
-    np.testing.assert_allclose(matrices[7], about("Y", yaw) @ about("X", pitch) @ about("Z", roll), atol=1e-12)
+    np.testing.assert_allclose(live_link_angles(matrices), head, atol=1e-12)
+    yaw, pitch, roll = head[7]  # Live Link Face's yaw and roll turn against the right-hand rule about ARKit's axes
+    np.testing.assert_allclose(matrices[7], about("Y", -yaw) @ about("X", pitch) @ about("Z", -roll), atol=1e-12)
 
 
 def test_the_turn_in_blenders_axes():
-    """Positive yaw turns the face (-Y in Blender) toward its own left (+X); positive pitch tilts it down."""
-    face = np.array([0.0, -1.0, 0.0])
-    assert (head_turn_in_blender(np.array([[0.3, 0.0, 0.0]]))[0] @ face)[0] > 0.2
+    """The app's signs: positive yaw turns the face (-Y in Blender) toward the performer's right (-X); positive
+    pitch tilts it down; positive roll brings the top of the head toward the performer's left (+X)."""
+    face, top = np.array([0.0, -1.0, 0.0]), np.array([0.0, 0.0, 1.0])
+    assert (head_turn_in_blender(np.array([[0.3, 0.0, 0.0]]))[0] @ face)[0] < -0.2
     assert (head_turn_in_blender(np.array([[0.0, 0.3, 0.0]]))[0] @ face)[2] < -0.2
+    assert (head_turn_in_blender(np.array([[0.0, 0.0, 0.3]]))[0] @ top)[0] > 0.2
 
 
 @pytest.mark.parametrize("order", EULER_ORDERS)
