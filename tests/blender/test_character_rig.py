@@ -301,3 +301,61 @@ def test_bake_a_multi_mesh_character(demo, tmp_path):
     bones = {curve.split('"')[1] for curve in keyed(bpy.data.objects["Armature"])}
     assert bones == {"Head", "LeftEye", "RightEye"}
     assert "'Armature'" in completed.stdout and "4 meshes" in completed.stdout
+
+
+# ------------------------------------------------------------------------------ a CSV take, a collection, the panel
+
+
+def test_a_csv_take_without_head_rotation_leaves_the_head_bone_alone(empty_scene, tmp_path):
+    from sheap_blender.core.live_link_csv import LiveLinkTake, write_live_link_csv
+
+    arm = ready_player_me()
+    n = 12
+    eyes = np.zeros((n, 3))
+    eyes[1:, 0] = -0.2  # Live Link Face's signs: negative yaw, both eyes to the performer's left (row 0 ahead)
+    take = LiveLinkTake(frames=np.arange(n, dtype=np.float64), weights=np.full((n, 52), 0.1), head=np.zeros((n, 3)),
+                        left_eye=eyes, right_eye=eyes)
+    path = tmp_path / "no_head.csv"
+    write_live_link_csv(path, take, 30.0)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    assert bpy.ops.sheap.character_import_csv(object=arm.name, filepath=str(path), fps=30.0) == {"FINISHED"}
+    assert {curve.split('"')[1] for curve in keyed(arm)} == {"LeftEye", "RightEye"}
+    eye = bpy.data.objects["EyeLeft"]
+    rest = at(1, eye)
+    iris = int(np.argmin(rest[:, 1]))  # facing -Y: the most forward vertex
+    assert 0.0015 <= at(5, eye)[iris, 0] - rest[iris, 0] <= 0.006  # toward the character's left (+X)
+
+
+def test_a_collection_is_a_character_too(empty_scene, hand_set):
+    ready_player_me()
+    collection = bpy.data.collections.new("Avatar")
+    bpy.context.scene.collection.children.link(collection)
+    for obj in list(bpy.context.scene.collection.objects):
+        collection.objects.link(obj)
+    assert drive("Avatar", hand_set, set_scene=True) == {"FINISHED"}
+    assert all(obj.data.shape_keys.animation_data is not None for obj in collection.objects if obj.type == "MESH")
+    with pytest.raises(RuntimeError, match="no object named 'Nobody'"):
+        drive("Nobody", hand_set)
+
+
+def test_panel_shows_the_rigs_meshes_bones_and_controls(empty_scene):
+    from test_character import StubLayout
+
+    from sheap_blender import character_panel
+
+    arm = ready_player_me()
+    bpy.context.scene.sheap_character.target = arm
+    drawn = []
+    character_panel.draw_drive_character(StubLayout(drawn), bpy.context)
+    labels = [text for kind, text in drawn if kind == "label"]
+    assert "4 meshes: EyeLeft, EyeRight, Wolf3D_Head, Wolf3D_Teeth" in labels
+    assert {"Head", "LeftEye", "RightEye", "Neck"} <= set(labels)  # the bones found by name
+    assert "Match Automatically to adjust each channel" in labels
+    props = {name for kind, name in drawn if kind == "prop"}
+    assert {"mapping_mesh", "head_bone", "jaw_bone", "neck_share", "facing", "gap_policy", "use_neutral",
+            "set_scene"} <= props
+    bpy.ops.sheap.character_match(object=arm.name)
+    drawn.clear()
+    character_panel.draw_drive_character(StubLayout(drawn), bpy.context)
+    assert ("list", "channels") in drawn and ("list", "mapping") in drawn
