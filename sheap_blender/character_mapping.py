@@ -82,11 +82,12 @@ class SHEAP_CharacterSettings(bpy.types.PropertyGroup):
                                         description="The share of the head's turn taken by the neck bone; the head "
                                                     "bone takes the rest")
     facing: bpy.props.EnumProperty(name="Facing", default="AUTO", items=[
-        ("AUTO", "Automatic", "From the eye bones (right eye to left eye is the character's left), else -Y"),
-        ("NEG_Y", "-Y", "The character faces its armature's -Y (Blender's front view)"),
-        ("POS_Y", "+Y", "The character faces its armature's +Y (VRM 0.x)"),
-        ("POS_X", "+X", "The character faces its armature's +X"),
-        ("NEG_X", "-X", "The character faces its armature's -X")],
+        ("AUTO", "Automatic", "From the eye bones (right eye to left eye is the character's left), else its "
+                              "armature's -Y (Blender's front view)"),
+        ("NEG_Y", "-Y", "The character faces the world's -Y (Blender's front view)"),
+        ("POS_Y", "+Y", "The character faces the world's +Y"),
+        ("POS_X", "+X", "The character faces the world's +X"),
+        ("NEG_X", "-X", "The character faces the world's -X")],
         description="Which way the character's face looks, for turning its bones")
     jaw_open_angle: bpy.props.FloatProperty(name="Jaw Open Angle", default=0.35, min=0.0, max=1.5, subtype="ANGLE",
                                             description="The jaw bone's turn at jawOpen = 1")

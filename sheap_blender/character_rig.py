@@ -3,7 +3,7 @@ drives, and the bones a take turns (neck, head, eyes, jaw), chosen on the charac
 
 The character's settings (bones, controls) live on its armature, else on its only mesh; each mesh keeps its
 own shape key mapping (character_mapping.py). Which way the character faces is read from its eye bones
-(right eye -> left eye is its left), else its armature's axes (Blender's front, -Y), else the user's choice.
+(right eye -> left eye is its left), else its armature's axes (Blender's front, -Y), or the user's choice.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ from .core.head_rotation import ARKIT_TO_BLENDER, character_axes
 from .core.rig_bones import ROLES, usual_bone
 from .rig_lookup import rig_root
 
-FACING_AXES = {  # the character's left, up in its armature's axes, by the way it faces
-    "NEG_Y": ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)), "POS_Y": ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
-    "POS_X": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), "NEG_X": ((0.0, -1.0, 0.0), (0.0, 0.0, 1.0)),
-}
+FACING_LEFT = {"NEG_Y": (1.0, 0.0, 0.0), "POS_Y": (-1.0, 0.0, 0.0), "POS_X": (0.0, 1.0, 0.0), "NEG_X": (0.0, -1.0, 0.0)}
 EYE_MESH_SHARE = 0.9  # a mesh is an eye when this share of its skin weight is on the eye bones
 
 
@@ -137,22 +134,28 @@ def world_rest(armature: bpy.types.Object, bone: str) -> np.ndarray:
 
 
 def facing_axes(rig: Rig) -> np.ndarray:
-    """(3, 3) columns: the character's left, up, forward in world axes (core/head_rotation.character_axes)."""
+    """(3, 3) columns: the character's left, up, forward in world axes (core/head_rotation.character_axes).
+
+    Left: from the right eye bone to the left one, else the armature's +X (Blender's and glTF's front is -Y),
+    else the user's Facing (in world axes). Up: the world's +Z (the armature's own when the character lies).
+    """
     if rig.armature is None:
         return ARKIT_TO_BLENDER
     to_world = np.array(rig.armature.matrix_world.to_3x3(), dtype=np.float64)
     facing = rig.owner.sheap_character.facing
-    if facing == "AUTO":
-        left, right = rig.bone("left_eye"), rig.bone("right_eye")
-        if left and right:
-            bones = rig.armature.data.bones
-            span = to_world @ np.array(bones[left].head_local - bones[right].head_local, dtype=np.float64)
-            up = to_world @ np.array([0.0, 0.0, 1.0])
-            if np.linalg.norm(span) > 1e-6 and abs(np.dot(span, up)) < 0.9 * np.linalg.norm(span) * np.linalg.norm(up):
-                return character_axes(span, up)
-        facing = "NEG_Y"
-    left, up = FACING_AXES[facing]
-    return character_axes(to_world @ np.array(left), to_world @ np.array(up))
+    left = None
+    if facing != "AUTO":
+        left = np.array(FACING_LEFT[facing])
+    elif rig.bone("left_eye") and rig.bone("right_eye"):
+        bones = rig.armature.data.bones
+        span = to_world @ np.array(bones[rig.bone("left_eye")].head_local - bones[rig.bone("right_eye")].head_local)
+        left = span if np.linalg.norm(span) > 1e-6 else None
+    if left is None:
+        left = to_world @ np.array([1.0, 0.0, 0.0])
+    up = np.array([0.0, 0.0, 1.0])
+    if abs(np.dot(left, up)) > 0.9 * np.linalg.norm(left):
+        up = to_world @ np.array([0.0, 0.0, 1.0])
+    return character_axes(left, up)
 
 
 def eye_meshes(rig: Rig) -> list[bpy.types.Object]:

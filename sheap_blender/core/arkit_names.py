@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 # The 52 in Live Link Face's CSV order (docs/arkit.md): note jawRight before jawLeft and mouthRight
 # before mouthLeft, unlike Apple's and the streaming protocol's order.
@@ -71,6 +72,7 @@ def _is_combination(words: list[str]) -> bool:
     return any(a[2] != b[2] and (a[1] <= b[0] or b[1] <= a[0]) for a in spans for b in spans)
 
 
+@lru_cache(maxsize=8192)  # the panel reads every key's name on each redraw
 def channel_for_key(key_name: str) -> str | None:
     """The ARKit name a shape key drives, or None; leading words that are not part of it (prefixes) are skipped.
 

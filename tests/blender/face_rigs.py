@@ -50,9 +50,12 @@ def _arc(y: float, z: float, n: int = 8) -> tuple[np.ndarray, list]:
     return verts, [[i, i + 1, n + i + 1, n + i] for i in range(n - 1)]
 
 
-def _turned(points: np.ndarray, turn: float) -> np.ndarray:
-    c, s = np.cos(turn), np.sin(turn)
-    return np.asarray(points) @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T
+def _turned(points: np.ndarray, turn) -> np.ndarray:
+    """Points turned by `turn` radians about Z, or by a (3, 3) matrix."""
+    if np.ndim(turn) == 0:
+        c, s = np.cos(turn), np.sin(turn)
+        turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return np.asarray(points) @ np.asarray(turn).T
 
 
 def _armature(name: str, bones: list[tuple], data_turn: float) -> bpy.types.Object:
@@ -117,27 +120,31 @@ def _eye_keys(verts: np.ndarray, side: str) -> dict[str, np.ndarray]:
     return {out_key: slide if side == "left" else -slide, in_key: -slide if side == "left" else slide}
 
 
-def ready_player_me(turn: float = 0.0) -> bpy.types.Object:
-    """Wolf3D_Head, Wolf3D_Teeth, EyeLeft, EyeRight under "Armature" (turned by `turn` about Z as an object)."""
+def ready_player_me(turn: float = 0.0, y_up: bool = False) -> bpy.types.Object:
+    """Wolf3D_Head, Wolf3D_Teeth, EyeLeft, EyeRight under "Armature" (turned by `turn` about Z as an object).
+
+    `y_up`: the data Y-up and the armature object turned +90 degrees about X, as an FBX import makes it.
+    """
+    data = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]) if y_up else 0.0  # world -> Y-up
     bones = [("Hips", (0, 0, 1.0), (0, 0, 1.1), 0.0, ""), ("Spine", (0, 0, 1.1), (0, 0, 1.45), 0.0, "Hips"),
              ("Neck", (0, 0, 1.45), (0, 0, 1.55), 0.0, "Spine"), ("Head", (0, 0, 1.55), (0, 0, 1.75), 0.0, "Neck"),
              ("LeftEye", tuple(EYE_CENTRES["left"]), tuple(EYE_CENTRES["left"] + [0, 0, 0.02]), 0.0, "Head"),
              ("RightEye", tuple(EYE_CENTRES["right"]), tuple(EYE_CENTRES["right"] + [0, 0, 0.02]), 0.0, "Head")]
-    arm = _armature("Armature", bones, 0.0)
+    arm = _armature("Armature", bones, data)
     keys = [f"viseme_{v}" for v in VISEMES] + list(ARKIT_NAMES)
     head_verts, head_faces, chin, _ = _face_parts("Head")
     jaw = np.zeros_like(head_verts)
     jaw[chin, 2] = -0.01
-    _mesh("Wolf3D_Head", [(head_verts, head_faces, "Head")], arm, keys, {"jawOpen": jaw}, 0.0)
+    _mesh("Wolf3D_Head", [(head_verts, head_faces, "Head")], arm, keys, {"jawOpen": jaw}, data)
     upper, upper_faces = _arc(-0.075, UPPER_TEETH_Z)
     lower, lower_faces = _arc(-0.075, LOWER_TEETH_Z)
     drop = np.concatenate([np.zeros_like(upper), np.tile([0.0, 0.004, -0.012], (len(lower), 1))])
     _mesh("Wolf3D_Teeth", [(upper, upper_faces, "Head"), (lower, lower_faces, "Head")], arm, keys,
-          {"jawOpen": drop}, 0.0)
+          {"jawOpen": drop}, data)
     for side, bone, name in (("left", "LeftEye", "EyeLeft"), ("right", "RightEye", "EyeRight")):
         verts, faces = _sphere(EYE_CENTRES[side], EYE_RADIUS)
-        _mesh(name, [(verts, faces, bone)], arm, keys, _eye_keys(verts, side), 0.0)
-    arm.rotation_euler = (0.0, 0.0, turn)
+        _mesh(name, [(verts, faces, bone)], arm, keys, _eye_keys(verts, side), data)
+    arm.rotation_euler = (np.pi / 2 if y_up else 0.0, 0.0, turn)
     bpy.context.view_layer.update()
     return arm
 

@@ -81,7 +81,8 @@ def near(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
 
 
 BUILDERS = {"ready_player_me": lambda: ready_player_me(), "ready_player_me_facing_plus_x": lambda: ready_player_me(
-    np.pi / 2), "character_creator": character_creator, "vroid_facing_plus_y": vroid}
+    np.pi / 2), "ready_player_me_fbx_y_up": lambda: ready_player_me(y_up=True), "character_creator": character_creator,
+    "vroid_facing_plus_y": vroid}
 
 
 # ------------------------------------------------------------------------------ a character is a rig, with bones
