@@ -152,6 +152,25 @@ class SHEAP_OT_character_preset_load(_CharacterOperator, bpy.types.Operator, Imp
         return {"FINISHED"}
 
 
+class SHEAP_OT_character_neutral_here(_CharacterOperator, bpy.types.Operator):
+    """Take the neutral pose from the current frame: its values are subtracted from every frame, channel by channel"""
+
+    bl_idname = "sheap.character_neutral_here"
+    bl_label = "Neutral Here"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            rig = _character(context, self.object)
+        except InputError as exc:
+            return self.fail(exc)
+        settings = rig.owner.sheap_character
+        frame = context.scene.frame_current
+        settings.use_neutral, settings.neutral_start, settings.neutral_end = True, frame, frame
+        self.report({"INFO"}, f"SHeaP: {rig.name}: neutral pose from frame {frame} (drive again to apply it)")
+        return {"FINISHED"}
+
+
 def _preferred_flame(context) -> str:
     from .preferences import get_preferences
 
@@ -231,4 +250,4 @@ class SHEAP_OT_character_import_csv(_CharacterOperator, bpy.types.Operator, Impo
 
 
 classes = (SHEAP_OT_character_match, SHEAP_OT_character_preset_save, SHEAP_OT_character_preset_load,
-           SHEAP_OT_drive_character, SHEAP_OT_character_import_csv)
+           SHEAP_OT_character_neutral_here, SHEAP_OT_drive_character, SHEAP_OT_character_import_csv)

@@ -125,6 +125,7 @@ def _draw_controls(layout, rig) -> None:
     if own.use_neutral:
         row.prop(own, "neutral_start", text="From")
         row.prop(own, "neutral_end", text="To")
+    row.operator("sheap.character_neutral_here", text="", icon="TIME")
     column.prop(own, "rotation_smoothing")
     if len(own.channels):
         layout.label(text="Channel: gain, offset, smoothing")

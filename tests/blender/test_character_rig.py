@@ -228,10 +228,17 @@ def test_neutral_gain_offset_smoothing_and_the_preset(empty_scene, noisy, tmp_pa
     assert bpy.ops.sheap.character_preset_load(object=other.name, filepath=str(preset)) == {"FINISHED"}
     loaded = {item.name: (item.gain, item.offset, item.smoothing) for item in other.sheap_character.channels}
     assert loaded["jawOpen"] == pytest.approx((2.0, -0.05, 2.0)) and loaded["cheekPuff"] == (1.0, 0.0, 0.0)
+    # the neutral pose from the current frame, in one click
+    bpy.context.scene.frame_set(3)
+    assert bpy.ops.sheap.character_neutral_here(object=obj.name) == {"FINISHED"}
+    assert (settings.use_neutral, settings.neutral_start, settings.neutral_end) == (True, 3, 3)
     # a neutral pose outside the take: one line, nothing changed
     settings.neutral_start, settings.neutral_end = 500, 510
+    actions = len(bpy.data.actions)
     with pytest.raises(RuntimeError, match="neutral pose's frames 500-510 are outside the take"):
         drive(obj.name, noisy, set_scene=True)
+    np.testing.assert_array_equal(channel_curves(obj)["jawOpen"][:, 1], smooth)
+    assert len(bpy.data.actions) == actions
 
 
 @pytest.mark.parametrize("policy", ["HOLD", "NEUTRAL", "INTERPOLATE"])
@@ -360,3 +367,4 @@ def test_panel_shows_the_rigs_meshes_bones_and_controls(empty_scene):
     drawn.clear()
     character_panel.draw_drive_character(StubLayout(drawn), bpy.context)
     assert ("list", "channels") in drawn and ("list", "mapping") in drawn
+    assert ("operator", "sheap.character_neutral_here") in drawn
