@@ -1,4 +1,5 @@
-"""Benchmark: Drive Character on a 10,000-frame result, against a keyframe_insert loop.
+"""Benchmark: Drive Character on a 10,000-frame result, against a keyframe_insert loop; a multi-mesh rig with and
+without the animator's controls.
 
     .venv-bpy45/bin/python benchmarks/drive_character.py [--frames 10000] [--repeats 5] [--slice 300]
 
@@ -9,8 +10,12 @@ Times, as medians of `--repeats` runs onto a character without animation: the wh
 bone on every frame, markers, scene) with the solve already built (the first drive builds it once per
 FLAME file; printed apart), and the keying alone (`character.key_take` on a solved take). Baseline:
 one `keyframe_insert` per key and frame on the first `--slice` frames of the same take, into empty
-curves, scaled to every frame (a lower bound: each insert costs more as its curve grows). Goal (met /
-MISS; the exit code counts it): the whole drive in <= 2 s. Exits with os._exit: bpy can hang in interpreter shutdown.
+curves, scaled to every frame (a lower bound: each insert costs more as its curve grows). Then a Ready-Player-Me-
+like rig (tests/blender/face_rigs.py: four meshes with 67 keys each, Head and eye bones): the whole drive without
+controls and with them all on (a neutral range, per-channel smoothing, rotation smoothing, interpolated gaps),
+and finding the eye meshes by skin weights on ICT's 11,248-vertex head skinned like a glTF import. Goals (met /
+MISS; the exit code counts them): each whole drive in <= 2 s. Exits with os._exit: bpy can hang in interpreter
+shutdown.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ sys.path.insert(0, str(REPO / "tests" / "blender"))
 from machine import Goals, machine_line  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 
-def clear(obj, rig) -> None:
-    """Take the character's and the bone's animation away (their actions removed)."""
+def clear(*owners) -> None:
+    """Take the characters' and the bones' animation away (their actions removed)."""
     import bpy
 
-    for owner in (obj.data.shape_keys, rig):
+    for owner in owners:
+        owner = owner.data.shape_keys if owner.type == "MESH" else owner
         if owner.animation_data is not None and owner.animation_data.action is not None:
             action = owner.animation_data.action
             owner.animation_data_clear()
@@ -62,6 +68,73 @@ def loop_seconds_a_key(obj, rig, take, mapping, n: int) -> float:
         bone.keyframe_insert("rotation_quaternion", frame=frame)
         count += len(blocks) + 4
     return (time.perf_counter() - started) / count
+
+
+def rig_drives(context, source, args, goals) -> None:
+    """The Ready-Player-Me-like rig driven whole, without and with every control on (interleaved runs)."""
+    import bpy
+    from face_rigs import ready_player_me
+
+    from sheap_blender import character
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm = ready_player_me()
+    owners = [arm, *(obj for obj in bpy.data.objects if obj.type == "MESH")]
+    settings = arm.sheap_character
+    times: dict[str, list[float]] = {"no controls": [], "every control on": []}
+    for _ in range(args.repeats):
+        for label, controls in (("no controls", False), ("every control on", True)):
+            settings.use_neutral, settings.neutral_start, settings.neutral_end = controls, 1, 10
+            settings.gap_policy = "INTERPOLATE" if controls else "HOLD"
+            settings.rotation_smoothing = 1.0 if controls else 0.0
+            character_mapping_channels(arm, 1.5 if controls else 0.0)
+            clear(*owners)
+            started = time.perf_counter()
+            driven = character.drive_with_result(context, arm, source, set_scene=True)
+            times[label].append(time.perf_counter() - started)
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    for label, values in times.items():
+        print(f"rig of {len(driven.reports)} meshes + bones {sorted(driven.bones.values())}, {label}: "
+              f"median {medians[label]:.3f} s ({min(values):.3f}-{max(values):.3f}), {driven.n_keys:,} keys")
+        goals.check(medians[label] <= 2.0, f"the rig's whole drive ({label}): {medians[label]:.2f} s (goal <= 2 s)")
+    print(f"controls on / off: {medians['every control on'] / medians['no controls']:.2f}x")
+
+
+def character_mapping_channels(owner, smoothing: float) -> None:
+    from sheap_blender import character_mapping
+
+    character_mapping.ensure_channels(owner)
+    for item in owner.sheap_character.channels:
+        item.smoothing = smoothing
+
+
+def eye_mesh_search(_unused) -> None:
+    """Finding the eye meshes (skin weights read vertex by vertex) on ICT's head skinned like a glTF import."""
+    import bpy
+    from ict_character import build_character
+
+    from sheap_blender.character_rig import Rig, eye_meshes
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    obj = build_character()
+    arm = bpy.data.objects.new("Armature", bpy.data.armatures.new("Armature"))
+    bpy.context.scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    for name in ("Head", "LeftEye", "RightEye"):
+        arm.data.edit_bones.new(name).tail = (0.0, 0.0, 0.1)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    for name in ("Head", "LeftEye", "RightEye"):
+        obj.vertex_groups.new(name=name)
+    obj.vertex_groups["Head"].add(list(range(len(obj.data.vertices))), 1.0, "REPLACE")
+    rig = Rig("Armature", arm, [obj], arm, {"left_eye": "LeftEye", "right_eye": "RightEye"})
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        found = eye_meshes(rig)
+        times.append(time.perf_counter() - started)
+    print(f"eye meshes by skin weight, {len(obj.data.vertices):,}-vertex head (not an eye: {not found}): "
+          f"median {statistics.median(times) * 1000:.1f} ms")
 
 
 def main() -> int:
@@ -107,10 +180,11 @@ def main() -> int:
         context = bpy.context
 
         started = time.perf_counter()
-        driven = character.drive_with_result(context, obj, source)
+        driven = character.drive_with_result(context, obj, source, set_scene=True)
         first = time.perf_counter() - started
         n_keys = driven.n_keys
-        print(f"Blender {bpy.app.version_string}, {args.frames} frames, {len(driven.report.driven_keys)} shape keys "
+        n_shape_keys = sum(len(report.driven_keys) for report in driven.reports.values())
+        print(f"Blender {bpy.app.version_string}, {args.frames} frames, {n_shape_keys} shape keys "
               f"+ a head bone, {n_keys:,} keys; {machine_line()}")
         print(f"first drive (builds or loads the solve for this FLAME): {first:.3f} s")
 
@@ -119,14 +193,14 @@ def main() -> int:
         for _ in range(args.repeats):
             clear(obj, rig)
             started = time.perf_counter()
-            character.drive_with_result(context, obj, source)
+            character.drive_with_result(context, obj, source, set_scene=True)
             whole.append(time.perf_counter() - started)
             clear(obj, rig)
             started = time.perf_counter()
             character.key_take(context, obj, take, set_scene=True)
             keying.append(time.perf_counter() - started)
         started = time.perf_counter()
-        character.drive_with_result(context, obj, source)  # again, onto the take already there
+        character.drive_with_result(context, obj, source, set_scene=True)  # again, onto the take already there
         redrive = time.perf_counter() - started
         median, keys_median = statistics.median(whole), statistics.median(keying)
         spread = f"{min(whole):.3f}-{max(whole):.3f}"
@@ -142,6 +216,8 @@ def main() -> int:
               f"{scaled:.1f} s scaled to {args.frames} frames (a lower bound)")
         print(f"speed-up: at least {scaled / median:.0f}x the whole drive, {scaled / keys_median:.0f}x the keying")
         goals.check(median <= 2.0, f"the whole drive of {args.frames} frames: {median:.2f} s (goal <= 2 s)")
+        rig_drives(context, source, args, goals)
+        eye_mesh_search(obj)
     sys.stdout.flush()
     return goals.exit_code()
 

@@ -1,7 +1,8 @@
 """Batch-bake clips into .blend files, headless.
 
     blender -b -P scripts/bake.py -- CLIP... --out DIR [--flame F] [--weights W] [--backend-python P]
-                                     [--rig FILE.blend | --character FILE.blend [--character-object NAME]]
+                                     [--rig FILE.blend | --character FILE.blend [--character-object NAME]
+                                      [--set-scene-timing]]
                                      [--device auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]
                                      [--smooth S] [--face X,Y | --people all|N]
     python scripts/bake.py -- CLIP... --out DIR ...        (where bpy is installed as a module)
@@ -9,10 +10,12 @@
 Each clip becomes DIR/<clip>.blend: a fresh scene with the FLAME rig, every frame keyed, the
 camera matched to the footage; or, with --rig, the given .blend with the animation baked onto
 the FLAME rig in it (the selected one, else the first this extension made); or, with --character, the
-given character's .blend (opened, never changed on disk) with the clip's ARKit take keyed on its shape keys
-(and the head bone set on it), on the object --character-object names, else the only mesh with ARKit-named
-shape keys (the mapping saved on the object, else matched from the key names). --face X,Y follows the
-person nearest that point on each clip's first frame (fractions of the frame's width and height
+given character's .blend (opened, never changed on disk) with the clip's ARKit take keyed on the character:
+every mesh under its armature with ARKit-named shape keys (each mesh's mapping saved on it, else matched
+from the key names), its head, neck, eye and jaw bones (chosen on it, else found by their usual names). The
+file's only character is driven, or the one --character-object names (its armature, one of its meshes, or a
+collection); the take is retimed to the file's scene fps unless --set-scene-timing sets the scene to the clip.
+--face X,Y follows the person nearest that point on each clip's first frame (fractions of the frame's width and height
 from its top-left corner); without it, the largest face. --people all gives every person who appears a
 rig of their own in the clip's .blend (a collection "SHeaP <clip> person N" each; their results
 DIR/<clip>.personN.sheap.safetensors, thumbnails and DIR/<clip>.people.json beside it); a clip where nobody
@@ -51,7 +54,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     target.add_argument("--character", type=Path,
                         help="a .blend holding a character with ARKit-52 shape keys: the take is keyed on it")
     parser.add_argument("--character-object", metavar="NAME",
-                        help="the character's object in --character's file (default: the only mesh with ARKit keys)")
+                        help="the character in --character's file: its armature, one of its meshes or a collection "
+                             "(default: the file's only character)")
+    parser.add_argument("--set-scene-timing", action="store_true",
+                        help="with --character: set the scene's fps and frame range from the clip (default: the take "
+                             "is retimed to the scene's fps)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="the network's precision (auto: bfloat16 where native and within the self-check's limits)")
@@ -162,7 +169,7 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
         write_preview(run.result_path, args.out / f"{name}.preview.mp4", flame, python)
     demo = " [demo weights]" if run.demo else ""
     if args.character is not None:
-        what = f"{made.obj.name}: {made.report.line()}"
+        what = made.summary().removeprefix("SHeaP: ")
     elif args.people == "all":
         what = ", ".join(rig.collection.name for rig in made.rigs.values())
     else:
@@ -179,9 +186,9 @@ def drive_character(args: argparse.Namespace, result: str, flame: str):
     from sheap_blender.character import drive_with_result, resolve_source
     from sheap_blender.character_mapping import find_character
 
-    obj = find_character(str(args.character), args.character_object)
+    target = find_character(str(args.character), args.character_object)
     source = resolve_source(bpy.context, result, flame, frame_start=1)
-    return drive_with_result(bpy.context, obj, source, set_scene=True)
+    return drive_with_result(bpy.context, target, source, set_scene=args.set_scene_timing)
 
 
 def check_character(args: argparse.Namespace) -> str | None:
@@ -250,8 +257,9 @@ def main() -> int:
     if args.rig is not None and not args.rig.is_file():
         print(f"bake: {args.rig}: rig .blend not found", file=sys.stderr, flush=True)
         return 2
-    if args.character_object and args.character is None:
-        print("bake: --character-object needs --character FILE.blend", file=sys.stderr, flush=True)
+    if (args.character_object or args.set_scene_timing) and args.character is None:
+        print("bake: --character-object and --set-scene-timing need --character FILE.blend", file=sys.stderr,
+              flush=True)
         return 2
     problem = check_character(args) if args.character is not None else None
     if problem:

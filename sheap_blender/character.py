@@ -1,42 +1,40 @@
-"""Drive a user's character: ARKit-52 shape keys (and a head bone) keyed from a SHeaP result or a Live Link Face take.
+"""Drive a user's character: the ARKit-52 shape keys of every mesh of it, and its neck, head, eye and jaw bones,
+keyed from a SHeaP result or a Live Link Face take.
 
-The mapping shape key -> ARKit channel and the head bone live on the object (character_mapping.py).
+The character (an armature and its meshes, character_rig.py) keeps its settings in the .blend: each mesh its
+mapping shape key -> ARKit channel, the rig its bones and an animator's controls (character_mapping.py).
 `drive_with_result` solves the take (core/arkit_solve.take_for_result, the function `python -m backend arkit`
-uses) and keys row i on scene frame `frame_start + i`, as the FLAME rig's importer does; `drive_with_csv` keys a
-Live Link Face CSV by timecode (its rate read from the take, every row at its own time at the scene's rate).
-Keys are written in bulk (animation.py) into a copy of the Key's (and the armature's) action, replacing only
-the driven F-curves, and the copy takes the original's place: the mesh data is never touched, and a failure
-puts everything back (transaction.Transaction).
+uses); row i goes on scene frame `frame_start + i` when the scene runs at the clip's fps (or is set to it, as
+the FLAME rig's importer does), else the take is retimed to the scene's fps at the clip's speed.
+`drive_with_csv` keys a Live Link Face CSV by timecode (its rate read from the take, every row at its own time at
+the scene's rate). Every mesh takes the same channel values. Keys are written in bulk (animation.py) into a copy
+of each Key's (and the armature's) action, replacing only the driven F-curves, and the copy takes the original's
+place: the mesh data is never touched, and a failure puts everything back (transaction.Transaction).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import bpy
 import numpy as np
 
 from . import animation, timeline
-from .character_mapping import (
-    MappingReport,
-    automatic_mapping,
-    check_character,
-    check_head_bone,
-    head_bone_of,
-    mapping_report,
-    store_mapping,
-    stored_mapping,
-)
+from .character_mapping import MappingReport, automatic_mapping, mapping_report, store_mapping, stored_mapping
+from .character_rig import Rig, eye_meshes, facing_axes, resolve, world_rest
 from .core.arkit_names import ARKIT_INDEX, ARKIT_NAMES
 from .core.errors import InputError
-from .core.head_rotation import head_turn_in_blender, in_rest_frame, rotation_channels
+from .core.head_rotation import fraction_of_turn, in_rest_frame, rotation_channels, take_turn_in_world
+from .core.take_controls import Controls, retime, sample_rows, sample_valid
 from .rig_lookup import rig_root
 from .transaction import Transaction
 
 KEY_GROUP = "ARKit"
+GAZE = frozenset(name for name in ARKIT_NAMES if name.startswith("eyeLook"))  # eye bones turn the eyes instead
+JAW = ("jawOpen", "jawLeft", "jawRight")
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -111,11 +109,14 @@ def resolve_source(context: bpy.types.Context, result: str = "", flame: str = ""
 
 @dataclass
 class Take:
-    """What to key: ARKit weights per scene frame, the head's yaw/pitch/roll, the channels the source has."""
+    """What to key: ARKit weights per scene frame, the head's and eyes' yaw/pitch/roll, the channels it has.
+
+    Rotations are in Live Link Face's signs (core/head_rotation.py): positive yaw toward the performer's right.
+    """
 
     frames: np.ndarray  # (F,) scene frames, increasing
     weights: np.ndarray  # (F, 52) ARKIT_NAMES order
-    head: np.ndarray  # (F, 3) yaw, pitch, roll (radians, core/head_rotation.py)
+    head: np.ndarray  # (F, 3) yaw, pitch, roll (radians)
     name: str  # names the actions it makes
     present: tuple[str, ...] = ARKIT_NAMES
     is_demo: bool = False
@@ -127,6 +128,15 @@ class Take:
     result_path: Path | None = None
     head_rotation: bool = True  # False: the take has no head rotation (all 0), the head bone is left alone
     notes: list[str] = field(default_factory=list)  # for the report line (how a CSV's timecode was read)
+    left_eye: np.ndarray | None = None  # (F, 3) yaw, pitch, roll relative to the head (None: not in the take)
+    right_eye: np.ndarray | None = None
+    retimed: bool = False
+
+    def rotations(self) -> np.ndarray:
+        """(F, 9) head, left eye, right eye (zeros where the take has none)."""
+        zeros = np.zeros((len(self.frames), 3))
+        return np.concatenate([self.head, zeros if self.left_eye is None else self.left_eye,
+                               zeros if self.right_eye is None else self.right_eye], axis=1)
 
 
 def cache_dir() -> Path:
@@ -141,7 +151,7 @@ def cache_dir() -> Path:
 
 
 def take_from_result(source: Source) -> Take:
-    """Solve the result's frames into ARKit weights and the head's rotation (InputError for unusable files)."""
+    """Solve the result's frames into ARKit weights, the head's and eyes' rotations (InputError for unusable files)."""
     from .core.arkit_solve import lost_blinks, take_for_result
     from .core.face_choice import cut_rows
     from .core.flame_model import load_flame
@@ -166,7 +176,8 @@ def take_from_result(source: Source) -> Take:
                 head=take.head, name=stem or source.result.name.split(".")[0] or "take",
                 is_demo=result.is_demo or bool(model.is_demo), valid=result.valid,
                 cuts=cut_rows(source.result, result.metadata, result.frame_index), fps=result.fps, warnings=warnings,
-                result=result, result_path=source.result)
+                result=result, result_path=source.result, left_eye=take.left_eye,
+                right_eye=take.right_eye)
 
 
 def take_from_csv(path: str | os.PathLike, fps: float | None, scene_fps: float, frame_start: float) -> Take:
@@ -182,9 +193,59 @@ def take_from_csv(path: str | os.PathLike, fps: float | None, scene_fps: float, 
         warnings.append("the take's head rotation is 0 on every row (head rotation off in Live Link Face): "
                         "the head's animation is left as it is")
     return Take(frames=take.frames, weights=take.weights, head=take.head, name=Path(path).stem, present=take.present,
-                warnings=warnings, head_rotation=not read.head_rotation_off,
+                left_eye=take.left_eye, right_eye=take.right_eye, warnings=warnings,
+                head_rotation=not read.head_rotation_off,
                 notes=[f"timecode read at {read.fps:.6g} fps, {len(read.frames)} rows over "
                        f"{read.seconds()[-1] - read.seconds()[0]:.2f} s"])
+
+
+def retimed(take: Take, scene_fps: float) -> Take:
+    """A result's take on whole scene frames at `scene_fps`, played at the clip's speed (as is when equal)."""
+    if take.fps is None or abs(take.fps - scene_fps) < 1e-6 * scene_fps:
+        return take
+    offsets, rows = retime(len(take.frames), take.fps, scene_fps)
+    rotations = sample_rows(take.rotations(), rows)
+    cuts = None if take.cuts is None else np.unique(np.searchsorted(rows, np.asarray(take.cuts), side="left"))
+    return replace(take, frames=take.frames[0] + offsets, weights=sample_rows(take.weights, rows),
+                   head=rotations[:, 0:3], left_eye=rotations[:, 3:6], right_eye=rotations[:, 6:9],
+                   valid=None if take.valid is None else sample_valid(take.valid, rows), cuts=cuts, retimed=True)
+
+
+# ---------------------------------------------------------------------------------------- controls
+
+
+def controls_of(settings, frames: np.ndarray) -> tuple[Controls, Controls]:
+    """The character's controls for the 52 weights (0..1) and the 9 rotations, on the take's scene frames."""
+    weights = Controls.none(len(ARKIT_NAMES), 0.0, 1.0)
+    rotations = Controls.none(9)
+    for item in settings.channels:
+        index = ARKIT_INDEX.get(item.name)
+        if index is not None:
+            weights.gain[index], weights.offset[index], weights.smoothing[index] = (item.gain, item.offset,
+                                                                                    item.smoothing)
+    rotations.smoothing[:] = settings.rotation_smoothing
+    neutral = None
+    if settings.use_neutral:
+        first = int(np.searchsorted(frames, settings.neutral_start - 1e-6))
+        last = int(np.searchsorted(frames, settings.neutral_end + 1e-6)) - 1
+        if last < first:
+            raise InputError(None, f"the neutral pose's frames {settings.neutral_start}-{settings.neutral_end} "
+                                   f"are outside the take ({frames[0]:g}-{frames[-1]:g})")
+        neutral = (first, last)
+    for controls in (weights, rotations):
+        controls.gap_policy, controls.neutral_rows = settings.gap_policy, neutral
+    return weights, rotations
+
+
+def controlled(take: Take, settings) -> Take:
+    """The take with the character's controls applied (neutral, gaps, gain, offset, smoothing)."""
+    weights, rotations = controls_of(settings, take.frames)
+    try:
+        values = weights.apply(take.weights, take.valid)
+        turned = rotations.apply(take.rotations(), take.valid)
+    except ValueError as exc:
+        raise InputError(None, str(exc)) from None
+    return replace(take, weights=values, head=turned[:, 0:3], left_eye=turned[:, 3:6], right_eye=turned[:, 6:9])
 
 
 # ---------------------------------------------------------------------------------------- keying
@@ -194,25 +255,30 @@ def take_from_csv(path: str | os.PathLike, fps: float | None, scene_fps: float, 
 class Driven:
     """What driving a character made, for the report."""
 
-    obj: bpy.types.Object
-    report: MappingReport
+    name: str
+    reports: dict[str, MappingReport]  # mesh name -> its mapping's report
     frames: tuple[float, float]
     n_frames: int
     n_keys: int
-    head_bone: str = ""
+    bones: dict[str, str] = field(default_factory=dict)  # role -> bone keyed
     is_demo: bool = False
     seconds: float = 0.0
-    actions: dict[str, bpy.types.Action] = field(default_factory=dict)  # "shape", "head"
+    actions: dict[str, bpy.types.Action] = field(default_factory=dict)  # "shape:<mesh>", "bones"
     warnings: list[str] = field(default_factory=list)
     camera: bpy.types.Object | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def head_bone(self) -> str:
+        return self.bones.get("head", "")
+
     def summary(self) -> str:
         first, last = self.frames
-        text = (f"SHeaP: drove {self.obj.name!r}: {self.n_frames} frames ({first:g}-{last:g}) in "
-                f"{self.seconds:.2f} s, {self.report.line()}")
-        if self.head_bone:
-            text += f"; head rotation on bone {self.head_bone!r}"
+        meshes = "; ".join(f"{mesh}: {report.line()}" for mesh, report in self.reports.items())
+        text = (f"SHeaP: drove {self.name!r}: {self.n_frames} frames ({first:g}-{last:g}) in {self.seconds:.2f} s, "
+                f"{len(self.reports)} mesh{'es' if len(self.reports) != 1 else ''} ({meshes})")
+        if self.bones:
+            text += "; bones " + ", ".join(f"{role.replace('_', ' ')} {bone!r}" for role, bone in self.bones.items())
         if self.is_demo:
             text += "; demo weights: not a real reconstruction"
         return "; ".join([text, *self.notes])
@@ -252,83 +318,138 @@ def _take_target(id_data: bpy.types.ID, id_type: str, name: str, replaced: set[t
     return target, old
 
 
-def _head_channels(arm: bpy.types.Object, bone_name: str, head: np.ndarray) -> tuple[list[animation.Channel], str]:
-    """The bone's rotation channels (in its rotation mode) turning it as the head turns, in world axes."""
-    bone = arm.data.bones[bone_name]
-    rest = np.array(arm.matrix_world.to_3x3(), dtype=np.float64) @ np.array(bone.matrix_local.to_3x3(),
-                                                                             dtype=np.float64)
-    turns = in_rest_frame(head_turn_in_blender(head), rest)
-    mode = arm.pose.bones[bone_name].rotation_mode
-    prop, values = rotation_channels(turns, mode)
-    path = f'pose.bones["{_escaped(bone_name)}"].{prop}'
-    return [animation.Channel(path, i, values[:, i], bone_name) for i in range(values.shape[1])], prop
+def bone_turns(rig: Rig, take: Take) -> dict[str, np.ndarray]:
+    """Role -> (F, 3, 3) the bone's turn in world axes (neck and head share the head's)."""
+    axes = facing_axes(rig)
+    settings = rig.owner.sheap_character
+    turns = {}
+    # a take recorded with head rotation off leaves the head's animation alone (take_from_csv says so)
+    if (rig.bone("head") or rig.bone("neck")) and take.head_rotation:
+        head = take_turn_in_world(take.head, axes)
+        share = settings.neck_share if rig.bone("neck") else 0.0
+        if share > 0:
+            turns["neck"] = fraction_of_turn(head, share)
+        if rig.bone("head"):
+            turns["head"] = fraction_of_turn(head, 1.0 - share) if share > 0 else head
+    for role, angles in (("left_eye", take.left_eye), ("right_eye", take.right_eye)):
+        if rig.bone(role) and angles is not None:
+            turns[role] = take_turn_in_world(angles, axes)
+    if rig.bone("jaw"):
+        w = take.weights
+        yaw = (w[:, ARKIT_INDEX["jawRight"]] - w[:, ARKIT_INDEX["jawLeft"]]) * settings.jaw_side_angle
+        pitch = w[:, ARKIT_INDEX["jawOpen"]] * settings.jaw_open_angle  # positive pitch: down, the mouth opens
+        turns["jaw"] = take_turn_in_world(np.column_stack([yaw, pitch, np.zeros_like(yaw)]), axes)
+    return turns
 
 
-def key_take(context: bpy.types.Context, obj: bpy.types.Object, take: Take, *, set_scene: bool = False,
-             camera: bool = False, started: float | None = None) -> Driven:
-    """Key `take` on the character (its stored mapping, filled automatically when empty) and its head bone.
+def bone_channels(rig: Rig, turns: dict[str, np.ndarray]) -> list[animation.Channel]:
+    """Each bone's rotation channels (in its rotation mode, turned in its rest frame)."""
+    channels = []
+    for role, turn in turns.items():
+        bone = rig.bone(role)
+        local = in_rest_frame(turn, world_rest(rig.armature, bone))
+        prop, values = rotation_channels(local, rig.armature.pose.bones[bone].rotation_mode)
+        path = f'pose.bones["{_escaped(bone)}"].{prop}'
+        channels += [animation.Channel(path, i, values[:, i], bone) for i in range(values.shape[1])]
+    return channels
+
+
+@dataclass
+class _MeshPlan:
+    obj: bpy.types.Object
+    mapping: dict[str, str | None]
+    matched_now: bool
+    report: MappingReport
+    keys: list[str]
+    channels: list[animation.Channel]
+
+
+def _mesh_plans(rig: Rig, take: Take, eyes_by_bones: bool) -> tuple[list[_MeshPlan], list[str]]:
+    """Per mesh: its mapping (stored, else matched from the names) and the shape key channels to key."""
+    plans, warnings = [], []
+    eye_mesh_names = {mesh.name for mesh in eye_meshes(rig)} if eyes_by_bones else set()
+    for obj in rig.meshes:
+        mapping = stored_mapping(obj)
+        matched_now = not mapping
+        if matched_now:
+            mapping = automatic_mapping(obj)
+        report = mapping_report(obj, mapping)
+        driven = [key for key in report.driven_keys if mapping[key] in take.present
+                  and not (obj.name in eye_mesh_names and mapping[key] in GAZE)]
+        channels = [animation.Channel(f'key_blocks["{_escaped(key)}"].value', 0,
+                                      take.weights[:, ARKIT_INDEX[mapping[key]]], KEY_GROUP) for key in driven]
+        plans.append(_MeshPlan(obj, mapping, matched_now, report, driven, channels))
+    if eye_mesh_names:
+        warnings.append(f"the eye bones turn the eyes: eyeLook keys of {', '.join(sorted(eye_mesh_names))} are "
+                        "not keyed")
+    if not any(plan.channels for plan in plans):
+        raise InputError(None, f"no shape key of {rig.name!r} is mapped to an ARKit channel"
+                               + (" the take has" if take.present != ARKIT_NAMES else "")
+                               + ": use Match Automatically or set the mapping by hand")
+    absent = sorted({plan.mapping[key] for plan in plans for key in plan.report.driven_keys} - set(take.present))
+    if absent:
+        warnings.append(f"the take has no values for {', '.join(absent)}: those keys are left as they are")
+    return plans, warnings
+
+
+def key_take(context: bpy.types.Context, target, take: Take, *, set_scene: bool = False, camera: bool = False,
+             started: float | None = None) -> Driven:
+    """Key `take` on the character `target` (armature, mesh or collection: every mesh of it, and its bones).
 
     All or nothing: checks and every value are computed before the first datablock changes; a failure
-    after that puts back the actions, the mapping and the scene as they were. Never touches the mesh data.
+    after that puts back the actions, the mappings and the scene as they were. Never touches the mesh data.
     """
     started = time.perf_counter() if started is None else started
-    check_character(obj)
-    arm, bone = head_bone_of(obj)
-    check_head_bone(arm, bone)
+    rig = target if isinstance(target, Rig) else resolve(target)
     frames = np.asarray(take.frames, dtype=np.float64)
     if frames.size == 0 or not np.isfinite(frames).all() or np.any(np.diff(frames) <= 0):
         raise InputError(None, "the take's frames are not increasing")
-    mapping = stored_mapping(obj)
+    settings = rig.owner.sheap_character
+    render = context.scene.render
+    if not set_scene:
+        take = retimed(take, render.fps / render.fps_base)
+        frames = take.frames
+    take = controlled(take, settings)
     warnings = list(take.warnings)
-    matched_now = not mapping
-    if matched_now:
-        mapping = automatic_mapping(obj)
-    report = mapping_report(obj, mapping)
-    driven = [key for key in report.driven_keys if mapping[key] in take.present]
-    if not driven:
-        raise InputError(None, f"no shape key of {obj.name!r} is mapped to an ARKit channel"
-                               + (" the take has" if take.present != ARKIT_NAMES else "")
-                               + ": use Match Automatically or set the mapping by hand")
-    absent = sorted({mapping[key] for key in report.driven_keys} - set(take.present))
-    if absent:
-        warnings.append(f"the take has no values for {', '.join(absent)}: those keys are left as they are")
-    shape_channels = [animation.Channel(f'key_blocks["{_escaped(key)}"].value', 0,
-                                        take.weights[:, ARKIT_INDEX[mapping[key]]], KEY_GROUP) for key in driven]
-    head_channels, head_prop = (_head_channels(arm, bone, take.head) if arm is not None and take.head_rotation
-                                else ([], ""))
+    turns = bone_turns(rig, take) if rig.armature is not None else {}
+    plans, mesh_warnings = _mesh_plans(rig, take, bool({"left_eye", "right_eye"} & set(turns)))
+    warnings += mesh_warnings
+    head_channels = bone_channels(rig, turns)
     camera_plan = None
     if camera:
         if take.result is None:
             raise InputError(None, "the footage camera needs a SHeaP result (a CSV take has no footage)")
+        if take.retimed:
+            raise InputError(None, "the footage camera needs the scene at the clip's fps: turn on Set Scene Timing")
         from . import character_camera
 
-        camera_plan = character_camera.plan_camera(obj, take, driven)
-        earlier_cameras = character_camera.earlier_cameras(context.scene, obj.name)
+        face = max(plans, key=lambda plan: len(plan.obj.data.vertices))  # the head, not an eye or the teeth
+        camera_plan = character_camera.plan_camera(face.obj, take, face.keys)
+        earlier_cameras = character_camera.earlier_cameras(context.scene, face.obj.name)
 
     scene, view_layer = context.scene, context.view_layer
     tx = Transaction(scene, view_layer)
-    saved_mapping = stored_mapping(obj)
-    swaps = []
-    n_keys = 0
-    made = None
+    swaps, actions, n_keys, made = [], {}, 0, None
     try:
-        keys = obj.data.shape_keys
-        jobs = [("shape", keys, "KEY", f"{take.name} ARKit", shape_channels)]
+        several = len(plans) > 1
+        jobs = [(f"shape:{plan.obj.name}", plan.obj.data.shape_keys, "KEY",
+                 f"{take.name} ARKit" + (f" {plan.obj.name}" if several else ""), plan.channels)
+                for plan in plans if plan.channels]
         if head_channels:
-            jobs.append(("head", arm, "OBJECT", f"{arm.name} action", head_channels))
-        actions = {}
+            jobs.append(("bones", rig.armature, "OBJECT", f"{rig.armature.name} action", head_channels))
         for role, id_data, id_type, name, channels in jobs:
             replaced = {(c.data_path, c.index) for c in channels}
-            target, old = _take_target(id_data, id_type, name, replaced, tx)
-            target.action["sheap_character_take"] = role
-            n_keys += animation.write_channels(target, frames, channels)
-            animation.assign(id_data, target)
+            target_action, old = _take_target(id_data, id_type, name, replaced, tx)
+            target_action.action["sheap_character_take"] = role.split(":")[0]
+            n_keys += animation.write_channels(target_action, frames, channels)
+            animation.assign(id_data, target_action)
             tx.undo_steps.append(lambda id_data=id_data, old=old: _reassign(id_data, old))
-            swaps.append((old, target.action))
-            actions[role] = target.action
-        if matched_now:
-            store_mapping(obj, mapping)
-            tx.undo_steps.append(lambda: store_mapping(obj, saved_mapping))
+            swaps.append((old, target_action.action))
+            actions[role] = target_action.action
+        for plan in plans:
+            if plan.matched_now:
+                store_mapping(plan.obj, plan.mapping)
+                tx.undo_steps.append(lambda obj=plan.obj: store_mapping(obj, {}))
         if take.valid is not None:
             start = int(round(frames[0]))
             timeline.remove_invalid_markers(scene)
@@ -352,12 +473,17 @@ def key_take(context: bpy.types.Context, obj: bpy.types.Object, take: Take, *, s
             name = old.name
             bpy.data.actions.remove(old)
             new.name = name
-    if matched_now:
-        warnings.insert(0, "the mapping was empty: matched automatically from the key names")
+    matched = [plan.obj.name for plan in plans if plan.matched_now]
+    if matched:
+        warnings.insert(0, f"the mapping of {', '.join(matched)} was empty: matched automatically from the key names")
+    if take.retimed:
+        warnings.append(f"the clip's {take.fps:g} fps retimed to the scene's {render.fps / render.fps_base:g} fps "
+                        "(Set Scene Timing keeps the clip's frames)")
     if take.is_demo:
         warnings.insert(0, "demo weights: the stand-in FLAME or predictor was used, not a real reconstruction")
-    return Driven(obj=obj, report=report, frames=(float(frames[0]), float(frames[-1])), n_frames=len(frames),
-                  n_keys=n_keys, head_bone=bone if head_channels else "", is_demo=take.is_demo,
+    return Driven(name=rig.name, reports={plan.obj.name: plan.report for plan in plans},
+                  frames=(float(frames[0]), float(frames[-1])), n_frames=len(frames), n_keys=n_keys,
+                  bones={role: rig.bone(role) for role in turns}, is_demo=take.is_demo,
                   seconds=time.perf_counter() - started, actions=actions, warnings=warnings, camera=made)
 
 
@@ -371,25 +497,23 @@ def _reassign(id_data: bpy.types.ID, action: bpy.types.Action | None) -> None:
         data.action_slot = action.slots[0]
 
 
-def drive_with_result(context: bpy.types.Context, obj: bpy.types.Object, source: Source, *, set_scene: bool = True,
+def drive_with_result(context: bpy.types.Context, target, source: Source, *, set_scene: bool = False,
                       camera: bool = False) -> Driven:
     """Solve `source`'s result and key it on the character (all or nothing, InputError for bad input)."""
     started = time.perf_counter()
-    check_character(obj)
-    check_head_bone(*head_bone_of(obj))
+    rig = resolve(target)
     take = take_from_result(source)
-    return key_take(context, obj, take, set_scene=set_scene, camera=camera, started=started)
+    return key_take(context, rig, take, set_scene=set_scene, camera=camera, started=started)
 
 
-def drive_with_csv(context: bpy.types.Context, obj: bpy.types.Object, path: str | os.PathLike, fps: float | None,
+def drive_with_csv(context: bpy.types.Context, target, path: str | os.PathLike, fps: float | None,
                    frame_start: float) -> Driven:
     """Key a Live Link Face CSV on the character at the scene's rate (all or nothing; `fps` None: the take's)."""
     started = time.perf_counter()
-    check_character(obj)
-    check_head_bone(*head_bone_of(obj))
+    rig = resolve(target)
     render = context.scene.render
     take = take_from_csv(path, fps, render.fps / render.fps_base, frame_start)
-    driven = key_take(context, obj, take, started=started)
+    driven = key_take(context, rig, take, started=started)
     first, last = driven.frames
     driven.n_frames = int(np.floor(last) - np.ceil(first)) + 1  # the scene frames it spans (rows add keys between)
     driven.notes = take.notes

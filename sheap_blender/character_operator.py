@@ -1,6 +1,7 @@
 """Operators of the panel's "Drive Character" section: match, presets, drive with a result, import a CSV.
 
-Each reads its character from `object` (a name) or the panel's choice. Bad input is one report line and
+Each reads its character from `object` (the name of an armature, a mesh or a collection) or the panel's
+choice; an armature means every mesh under it with ARKit shape keys. Bad input is one report line and
 changes nothing; a change is one undo step (UNDO in bl_options, one execute).
 """
 
@@ -24,16 +25,28 @@ def preset_folder() -> str:
     return bpy.utils.user_resource("SCRIPTS", path=PRESET_FOLDER, create=True)
 
 
-def _character(context, name: str) -> bpy.types.Object:
-    """The named object, else the panel's character (InputError when there is none or it cannot be driven)."""
+def _character(context, name: str):
+    """The named object or collection, else the panel's character, as a rig (InputError when it cannot be driven)."""
+    from .character_rig import resolve
+
     if name:
-        obj = bpy.data.objects.get(name)
-        if obj is None:
+        target = bpy.data.objects.get(name) or bpy.data.collections.get(name)
+        if target is None:
             raise InputError(None, f"no object named {name!r}")
     else:
-        obj = context.scene.sheap_character.target
-    character_mapping.check_character(obj)
-    return obj
+        target = context.scene.sheap_character.target
+    return resolve(target)
+
+
+def _preset_mapping(rig) -> dict[str, str | None]:
+    """The character's meshes' mappings as one (a key named alike on two meshes must take one channel)."""
+    merged: dict[str, str | None] = {}
+    for obj in rig.meshes:
+        for key, channel in character_mapping.stored_mapping(obj).items():
+            if merged.setdefault(key, channel) != channel:
+                raise InputError(None, f"the key {key!r} takes {merged[key]} on one mesh and {channel} on "
+                                       f"{obj.name!r}: one preset cannot hold both")
+    return merged
 
 
 class _CharacterOperator:
@@ -54,14 +67,16 @@ class SHEAP_OT_character_match(_CharacterOperator, bpy.types.Operator):
 
     def execute(self, context):
         try:
-            obj = _character(context, self.object)
+            rig = _character(context, self.object)
         except InputError as exc:
             return self.fail(exc)
-        mapping = character_mapping.automatic_mapping(obj)
-        character_mapping.store_mapping(obj, mapping)
-        report = character_mapping.mapping_report(obj, mapping)
-        level = "WARNING" if report.unmatched_channels or report.unmatched_keys else "INFO"
-        self.report({level}, f"SHeaP: {obj.name}: {report.line()}")
+        character_mapping.ensure_channels(rig.owner)
+        for obj in rig.meshes:
+            mapping = character_mapping.automatic_mapping(obj)
+            character_mapping.store_mapping(obj, mapping)
+            report = character_mapping.mapping_report(obj, mapping)
+            level = "WARNING" if report.unmatched_channels or report.unmatched_keys else "INFO"
+            self.report({level}, f"SHeaP: {obj.name}: {report.line()}")
         return {"FINISHED"}
 
 
@@ -85,18 +100,18 @@ class SHEAP_OT_character_preset_save(_CharacterOperator, bpy.types.Operator, Exp
         from .core.arkit_preset import write_preset
 
         try:
-            obj = _character(context, self.object)
-            mapping = character_mapping.stored_mapping(obj)
+            rig = _character(context, self.object)
+            mapping = _preset_mapping(rig)
             if not mapping:
-                raise InputError(None, f"{obj.name!r} has no mapping yet: Match Automatically first")
+                raise InputError(None, f"{rig.name!r} has no mapping yet: Match Automatically first")
             path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), self.filename_ext)
             try:
-                write_preset(path, mapping)
+                write_preset(path, mapping, character_mapping.channel_adjustments(rig.owner))
             except OSError as exc:
                 raise InputError(path, f"cannot write the preset ({exc.strerror or type(exc).__name__})") from None
         except InputError as exc:
             return self.fail(exc)
-        self.report({"INFO"}, f"SHeaP: saved the mapping of {obj.name} ({len(mapping)} keys) to {path}")
+        self.report({"INFO"}, f"SHeaP: saved the mapping of {rig.name} ({len(mapping)} keys) to {path}")
         return {"FINISHED"}
 
 
@@ -116,22 +131,43 @@ class SHEAP_OT_character_preset_load(_CharacterOperator, bpy.types.Operator, Imp
         return {"RUNNING_MODAL"}
 
     def execute(self, context):
-        from .core.arkit_preset import read_preset
+        from .core.arkit_preset import read_preset_with_channels
 
         try:
-            obj = _character(context, self.object)
-            preset = read_preset(bpy.path.abspath(self.filepath))
+            rig = _character(context, self.object)
+            preset, channels = read_preset_with_channels(bpy.path.abspath(self.filepath))
         except InputError as exc:
             return self.fail(exc)
-        mapping, absent = character_mapping.preset_mapping(obj, preset)
-        if not any(mapping.values()):
-            return self.fail(InputError(self.filepath, f"names none of the shape keys of {obj.name!r}: not loaded"))
-        character_mapping.store_mapping(obj, mapping)
-        text = f"SHeaP: {obj.name}: loaded {Path(self.filepath).name}: " + \
-            character_mapping.mapping_report(obj, mapping).line()
-        if absent:
-            text += f"; in the preset but not on the mesh: {', '.join(absent)}"
-        self.report({"INFO"}, text)
+        mappings = {obj: character_mapping.preset_mapping(obj, preset) for obj in rig.meshes}
+        if not any(any(mapping.values()) for mapping, _ in mappings.values()):
+            return self.fail(InputError(self.filepath, f"names none of the shape keys of {rig.name!r}: not loaded"))
+        for obj, (mapping, absent) in mappings.items():
+            character_mapping.store_mapping(obj, mapping)
+            text = f"SHeaP: {obj.name}: loaded {Path(self.filepath).name}: " + \
+                character_mapping.mapping_report(obj, mapping).line()
+            if absent:
+                text += f"; in the preset but not on the mesh: {', '.join(absent)}"
+            self.report({"INFO"}, text)
+        character_mapping.set_channel_adjustments(rig.owner, channels)
+        return {"FINISHED"}
+
+
+class SHEAP_OT_character_neutral_here(_CharacterOperator, bpy.types.Operator):
+    """Take the neutral pose from the current frame: its values are subtracted from every frame, channel by channel"""
+
+    bl_idname = "sheap.character_neutral_here"
+    bl_label = "Neutral Here"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            rig = _character(context, self.object)
+        except InputError as exc:
+            return self.fail(exc)
+        settings = rig.owner.sheap_character
+        frame = context.scene.frame_current
+        settings.use_neutral, settings.neutral_start, settings.neutral_end = True, frame, frame
+        self.report({"INFO"}, f"SHeaP: {rig.name}: neutral pose from frame {frame} (drive again to apply it)")
         return {"FINISHED"}
 
 
@@ -157,18 +193,20 @@ class SHEAP_OT_drive_character(_CharacterOperator, bpy.types.Operator):
                              description="Scene frame of the result's first row (unset: the rig's, else 1)")
     camera: BoolProperty(name="Footage Camera", default=False, options={"SKIP_SAVE"},
                          description="Also set up the footage camera (unset: the panel's choice)")
-    set_scene: BoolProperty(name="Set Up Scene", default=True,
-                            description="Scene fps and frame range from the clip, as the rig's import does")
+    set_scene: BoolProperty(name="Set Scene Timing", default=False, options={"SKIP_SAVE"},
+                            description="Scene fps and frame range from the clip, as the rig's import does (unset: "
+                                        "the panel's choice); off: the take is retimed to the scene's fps")
 
     def execute(self, context):
         settings = context.scene.sheap_character
         camera = self.camera if self.properties.is_property_set("camera") else settings.camera
         start = self.frame_start if self.properties.is_property_set("frame_start") else None
+        set_scene = self.set_scene if self.properties.is_property_set("set_scene") else settings.set_scene
         try:
-            obj = _character(context, self.object)
+            rig = _character(context, self.object)
             source = character.resolve_source(context, self.result or settings.result, self.flame or settings.flame,
                                               _preferred_flame(context), start)
-            driven = character.drive_with_result(context, obj, source, set_scene=self.set_scene, camera=camera)
+            driven = character.drive_with_result(context, rig, source, set_scene=set_scene, camera=camera)
         except InputError as exc:
             return self.fail(exc)
         for warning in driven.warnings:
@@ -198,8 +236,8 @@ class SHEAP_OT_character_import_csv(_CharacterOperator, bpy.types.Operator, Impo
         fps = self.fps if self.fps > 0 else None  # the take's own rate unless the user typed one
         start = self.frame_start if self.properties.is_property_set("frame_start") else context.scene.frame_start
         try:
-            obj = _character(context, self.object)
-            driven = character.drive_with_csv(context, obj, bpy.path.abspath(self.filepath), fps, start)
+            rig = _character(context, self.object)
+            driven = character.drive_with_csv(context, rig, bpy.path.abspath(self.filepath), fps, start)
         except InputError as exc:
             return self.fail(exc)
         for warning in driven.warnings:
@@ -209,4 +247,4 @@ class SHEAP_OT_character_import_csv(_CharacterOperator, bpy.types.Operator, Impo
 
 
 classes = (SHEAP_OT_character_match, SHEAP_OT_character_preset_save, SHEAP_OT_character_preset_load,
-           SHEAP_OT_drive_character, SHEAP_OT_character_import_csv)
+           SHEAP_OT_character_neutral_here, SHEAP_OT_drive_character, SHEAP_OT_character_import_csv)

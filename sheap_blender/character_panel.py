@@ -1,4 +1,5 @@
-"""The "Drive Character" section of the SHeaP sidebar tab: the character, its editable mapping, the take."""
+"""The "Drive Character" section of the SHeaP sidebar tab: the character (armature or mesh), each mesh's editable
+mapping, its bones, the animator's controls, the take."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import bpy
 
 from . import character, character_mapping
+from .core.errors import InputError
+from .core.rig_bones import ROLES
 
 MAX_NAMES = 6  # names listed on one panel line before "... and N more"
 
@@ -27,6 +30,19 @@ class SHEAP_UL_arkit_mapping(bpy.types.UIList):
         row = layout.row(align=True)
         row.label(text=item.key, icon="SHAPEKEY_DATA" if present else "ERROR")
         row.prop(item, "channel", text="")
+
+
+class SHEAP_UL_arkit_channels(bpy.types.UIList):
+    """One row per ARKit channel: the animator's gain, offset and smoothing."""
+
+    bl_idname = "SHEAP_UL_arkit_channels"
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0, flt_flag=0):
+        row = layout.row(align=True)
+        row.label(text=item.name)
+        row.prop(item, "gain", text="")
+        row.prop(item, "offset", text="")
+        row.prop(item, "smoothing", text="")
 
 
 def _draw_source(layout, context) -> str:
@@ -52,23 +68,9 @@ def _draw_source(layout, context) -> str:
     return bpy.path.abspath(prefs.flame_path) if prefs is not None and prefs.flame_path else ""
 
 
-def draw_drive_character(layout, context) -> None:
-    """The section's contents (the panel draws it; also usable elsewhere)."""
-    settings = context.scene.sheap_character
-    layout.prop(settings, "target")
-    obj = settings.target
-    if obj is None:
-        layout.label(text="Choose a mesh with ARKit shape keys", icon="INFO")
-        return
-    names = character_mapping.shape_key_names(obj)
-    if not names:
-        layout.label(text=f"{obj.name} has no shape keys", icon="ERROR")
-        return
+def _draw_mapping(layout, context, obj) -> None:
+    """One mesh's mapping list and what it leaves out."""
     own = obj.sheap_character
-    row = layout.row(align=True)
-    row.operator("sheap.character_match", icon="AUTO")
-    row.operator("sheap.character_preset_load", text="", icon="IMPORT")
-    row.operator("sheap.character_preset_save", text="", icon="EXPORT")
     if len(own.mapping):
         layout.template_list("SHEAP_UL_arkit_mapping", "", own, "mapping", own, "active_index", rows=6)
         report = character_mapping.mapping_report(obj, character_mapping.stored_mapping(obj))
@@ -83,14 +85,84 @@ def draw_drive_character(layout, context) -> None:
         column.label(text=f"Keys not driven: {_names(report.unmatched_keys)}", icon="INFO")
     if report.missing_keys:
         column.label(text=f"Not on the mesh: {_names(report.missing_keys)}", icon="ERROR")
+    for channel, keys in report.duplicate_keys.items():
+        column.label(text=f"A second key for {channel}, not driven: {_names(keys)}", icon="ERROR")
+    if report.driver_keys:
+        column.label(text=f"Set by a driver, not keyed: {_names(report.driver_keys)}", icon="ERROR")
 
+
+def _draw_bones(layout, rig) -> None:
+    """The bones each role takes (chosen, else found by name) and how the head's turn is split."""
+    own = rig.owner.sheap_character
+    column = layout.column(align=True)
+    if rig.armature is None:
+        if rig.owner.type == "MESH":
+            row = column.row(align=True)
+            row.prop(own, "head_armature", text="Head")
+        column.label(text="No armature: shape keys only", icon="INFO")
+        return
+    column.prop(own, "find_bones")
+    for role in ROLES:
+        row = column.row(align=True)
+        row.prop_search(own, f"{role}_bone", rig.armature.data, "bones", text=role.replace("_", " ").title())
+        found = rig.bone(role)
+        if found and not getattr(own, f"{role}_bone"):
+            row.label(text=found, icon="BONE_DATA")
+    column.prop(own, "neck_share")
+    column.prop(own, "facing")
+    row = column.row(align=True)
+    row.prop(own, "jaw_open_angle", text="Jaw Open")
+    row.prop(own, "jaw_side_angle", text="Side")
+
+
+def _draw_controls(layout, rig) -> None:
+    """Gaps, the neutral pose, rotation smoothing and the per-channel adjustments."""
+    own = rig.owner.sheap_character
+    column = layout.column(align=True)
+    column.prop(own, "gap_policy")
+    row = column.row(align=True)
+    row.prop(own, "use_neutral")
+    if own.use_neutral:
+        row.prop(own, "neutral_start", text="From")
+        row.prop(own, "neutral_end", text="To")
+    row.operator("sheap.character_neutral_here", text="", icon="TIME")
+    column.prop(own, "rotation_smoothing")
+    if len(own.channels):
+        layout.label(text="Channel: gain, offset, smoothing")
+        layout.template_list("SHEAP_UL_arkit_channels", "", own, "channels", own, "active_channel", rows=4)
+    else:
+        layout.label(text="Match Automatically to adjust each channel", icon="INFO")
+
+
+def draw_drive_character(layout, context) -> None:
+    """The section's contents (the panel draws it; also usable elsewhere)."""
+    from .character_rig import resolve
+
+    settings = context.scene.sheap_character
+    layout.prop(settings, "target")
+    if settings.target is None:
+        layout.label(text="Choose the character: its armature, or a mesh with ARKit shape keys", icon="INFO")
+        return
+    try:
+        rig = resolve(settings.target)
+    except InputError as exc:
+        layout.label(text=str(exc), icon="ERROR")
+        return
     row = layout.row(align=True)
-    row.prop(own, "head_armature", text="Head")
-    if own.head_armature is not None:
-        row.prop_search(own, "head_bone", own.head_armature.data, "bones", text="")
+    row.operator("sheap.character_match", icon="AUTO")
+    row.operator("sheap.character_preset_load", text="", icon="IMPORT")
+    row.operator("sheap.character_preset_save", text="", icon="EXPORT")
+    shown = settings.mapping_mesh if settings.mapping_mesh in rig.meshes else rig.meshes[0]
+    if len(rig.meshes) > 1:
+        layout.label(text=f"{len(rig.meshes)} meshes: {_names([obj.name for obj in rig.meshes])}")
+        layout.prop(settings, "mapping_mesh")
+    _draw_mapping(layout, context, shown)
+    _draw_bones(layout, rig)
+    _draw_controls(layout, rig)
 
     flame = _draw_source(layout, context)
     layout.prop(settings, "camera")
+    layout.prop(settings, "set_scene")
     from .preferences import is_demo_file
 
     if flame and is_demo_file(flame):
@@ -115,4 +187,4 @@ class SHEAP_PT_character_view3d(_CharacterPanel, bpy.types.Panel):
     bl_space_type = "VIEW_3D"
 
 
-classes = (SHEAP_UL_arkit_mapping, SHEAP_PT_character_view3d)
+classes = (SHEAP_UL_arkit_mapping, SHEAP_UL_arkit_channels, SHEAP_PT_character_view3d)

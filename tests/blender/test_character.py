@@ -123,10 +123,17 @@ def test_match_reports_unmatched_channels_and_keys(empty_scene):
 # ------------------------------------------------------------------------------ keying from a result
 
 
+def held(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Rows without a face take the last row with one (the panel's default "Hold")."""
+    rows = np.maximum.accumulate(np.where(valid, np.arange(len(valid)), 0))
+    return values[rows]
+
+
 def test_keyed_values_equal_the_backends_take(empty_scene, take_files):
     obj = build_character(habit="cc")
     before = mesh_state(obj)
-    assert drive(object=obj.name, result=str(take_files["result"]), flame=str(take_files["flame"])) == {"FINISHED"}
+    assert drive(object=obj.name, result=str(take_files["result"]), flame=str(take_files["flame"]),
+                 set_scene=True) == {"FINISHED"}
     assert mesh_state(obj) == before, "the mesh data is never changed"
     expected = take_files["csv"]
     curves = keyed(obj.data.shape_keys)
@@ -136,13 +143,15 @@ def test_keyed_values_equal_the_backends_take(empty_scene, take_files):
     for key, channel in mapping.items():
         keyed_frames, values = curves[key_path(key)]
         np.testing.assert_array_equal(keyed_frames, frames)
-        np.testing.assert_allclose(values, expected[column(channel)], atol=2e-6, rtol=1e-5, err_msg=key)
+        np.testing.assert_allclose(values, held(expected[column(channel)], take_files["valid"]), atol=2e-6,
+                                   rtol=1e-5, err_msg=key)
     # evaluated on a frame: the key's value is the take's
     scene = bpy.context.scene
     scene.frame_set(7)
     jaw = next(key for key, channel in mapping.items() if channel == "jawOpen")
-    assert obj.data.shape_keys.key_blocks[jaw].value == pytest.approx(expected["JawOpen"][6], abs=2e-6)
-    # frames without a face: keyed like the others, a "no face" marker at each run, as the rig does
+    assert obj.data.shape_keys.key_blocks[jaw].value == pytest.approx(
+        held(expected["JawOpen"], take_files["valid"])[6], abs=2e-6)
+    # frames without a face: held from the frame before, a "no face" marker at each run, as the rig does
     markers = {m.frame for m in scene.timeline_markers if m.name.startswith("no face")}
     invalid = np.flatnonzero(~take_files["valid"])
     starts = [int(i) + 1 for i in invalid if i - 1 not in set(invalid.tolist())]
@@ -182,6 +191,14 @@ def test_one_undo_step_and_redrive_replaces_the_take(empty_scene, take_files):
     assert len(curves) == 54 and curves[key_path("Hand_Keyed")][1].tolist() == [0.25]
 
 
+def live_link_turn(yaw: float, pitch: float, roll: float) -> mathutils.Matrix:
+    """A take's head turn in Blender's axes (face toward -Y), Live Link Face's signs, written out with mathutils."""
+    to_blender = mathutils.Matrix(((1, 0, 0), (0, 0, -1), (0, 1, 0)))
+    turn = (mathutils.Matrix.Rotation(-yaw, 3, "Y") @ mathutils.Matrix.Rotation(pitch, 3, "X")
+            @ mathutils.Matrix.Rotation(-roll, 3, "Z"))
+    return to_blender @ turn @ to_blender.transposed()
+
+
 def test_head_bone_keyed(empty_scene, take_files):
     obj = build_character()
     armature = bpy.data.armatures.new("Body")
@@ -198,27 +215,25 @@ def test_head_bone_keyed(empty_scene, take_files):
     rig.pose.bones["head.x"].rotation_mode = "YXZ"  # keyed in the bone's own mode
     obj.sheap_character.head_armature = rig
     obj.sheap_character.head_bone = "head.x"
-    assert drive(object=obj.name, result=str(take_files["result"]), flame=str(take_files["flame"])) == {"FINISHED"}
+    obj.sheap_character.gap_policy = "INTERPOLATE"
+    assert drive(object=obj.name, result=str(take_files["result"]), flame=str(take_files["flame"]),
+                 set_scene=True) == {"FINISHED"}
     curves = keyed(rig)
-    assert sorted(curves) == [f'pose.bones["head.x"].rotation_euler[{i}]' for i in range(3)]
+    assert sorted(curves) == [f'pose.bones["head.x"].rotation_euler[{i}]' for i in range(3)], "the neck keeps still"
     expected = take_files["csv"]
-    to_blender = mathutils.Matrix(((1, 0, 0), (0, 0, -1), (0, 1, 0)))
     rest = rig.data.bones["head.x"].matrix_local.to_3x3()
     scene = bpy.context.scene
-    for row in (0, 5, 17, 39):
-        scene.frame_set(1 + row)
-        yaw, pitch, roll = (expected[name][row] for name in ("HeadYaw", "HeadPitch", "HeadRoll"))
-        turn = (mathutils.Matrix.Rotation(-yaw, 3, "Y") @ mathutils.Matrix.Rotation(pitch, 3, "X")
-                @ mathutils.Matrix.Rotation(-roll, 3, "Z"))  # the app's yaw and roll: against the right-hand rule
-        wanted = to_blender @ turn @ to_blender.transposed()
+    valid = np.flatnonzero(take_files["valid"])
+    head = np.column_stack([expected[n] for n in ("HeadYaw", "HeadPitch", "HeadRoll")])  # the app's signs
+    for row in valid[[0, 5, 17, -1]]:
+        scene.frame_set(1 + int(row))
         posed = rig.pose.bones["head.x"].matrix.to_3x3() @ rest.transposed()  # the bone's turn in world axes
-        assert np.abs(np.array(posed) - np.array(wanted)).max() < 1e-5, row
-    # positive yaw (the app's sign) turns the face (toward -Y) to the performer's right (-X)
-    yaws = expected["HeadYaw"]
-    row = int(np.argmax(yaws))
+        assert np.abs(np.array(posed) - np.array(live_link_turn(*head[row]))).max() < 1e-5, row
+    # Live Link Face's signs: positive yaw turns the face (-Y in Blender) to the performer's right (-X)
+    row = int(valid[np.argmax(head[valid, 0])])
     scene.frame_set(1 + row)
     facing = rig.pose.bones["head.x"].matrix.to_3x3() @ rest.transposed() @ mathutils.Vector((0, -1, 0))
-    assert yaws[row] > 0.05 and facing.x < 0
+    assert head[row, 0] > 0.05 and facing.x < 0
 
 
 # ------------------------------------------------------------------------------ the mapping in the file, presets
@@ -306,10 +321,7 @@ def test_csv_import_by_header_name(empty_scene, tmp_path):
     bone_curves = keyed(rig)
     assert sorted(bone_curves) == [f'pose.bones["head"].rotation_quaternion[{i}]' for i in range(4)]
     scene.frame_set(5 + 4)  # row 8
-    yaw, pitch, roll = take.head[8]
-    to_blender = mathutils.Matrix(((1, 0, 0), (0, 0, -1), (0, 1, 0)))
-    wanted = to_blender @ (mathutils.Matrix.Rotation(-yaw, 3, "Y") @ mathutils.Matrix.Rotation(pitch, 3, "X")
-                           @ mathutils.Matrix.Rotation(-roll, 3, "Z")) @ to_blender.transposed()
+    wanted = live_link_turn(*take.head[8])
     posed = rig.pose.bones["head"].matrix.to_3x3() @ rig.data.bones["head"].matrix_local.to_3x3().transposed()
     assert np.abs(np.array(posed) - np.array(wanted)).max() < 1e-4
 
@@ -391,7 +403,8 @@ def test_bake_onto_a_character(demo, tmp_path):
     out = tmp_path / "out"
     flame = demo / "flame.safetensors"
     completed = bake(frames, "--out", out, "--character", blend, "--flame", flame, "--weights",
-                     demo / "demo_sheap_model.pt", "--backend-python", BACKEND_PYTHON, "--device", "cpu")
+                     demo / "demo_sheap_model.pt", "--backend-python", BACKEND_PYTHON, "--device", "cpu",
+                     "--set-scene-timing")
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["take.blend", "take.sheap.safetensors"]
     assert hashlib.sha256(blend.read_bytes()).hexdigest() == digest, "the character's file is not changed"
@@ -416,7 +429,8 @@ def test_bake_character_must_be_one(demo, tmp_path):
     completed = bake(demo / "astronaut.mp4", "--character", two, *common)
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1 and "two.blend" in lines[0] and "several meshes" in lines[0], completed.stderr
+    assert len(lines) == 1 and "two.blend" in lines[0] and "several characters ('A', 'B')" in lines[0], \
+        completed.stderr
     none = tmp_path / "none.blend"
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(none))
@@ -438,7 +452,7 @@ def test_footage_camera_as_the_rig_has(empty_scene, take_files):
     rig_camera = bpy.context.scene.camera
     obj = build_character()
     args = {"object": obj.name, "result": str(take_files["result"]), "flame": str(take_files["flame"]),
-            "camera": True}
+            "camera": True}  # the rig's import set the scene to the clip's fps: no retiming
     assert drive(**args) == {"FINISHED"}
     assert drive(**args) == {"FINISHED"}
     cameras = [o for o in bpy.data.objects if o.get("sheap_role") == "character_camera"]
