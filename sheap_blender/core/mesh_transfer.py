@@ -127,12 +127,14 @@ TIE = 1e-6  # metres: closest points nearer to each other than this are told apa
 
 
 def closest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
-                           candidates: int = 8, point_normals: np.ndarray | None = None) -> SurfacePoints:
+                           candidates: int = 8, point_normals: np.ndarray | None = None,
+                           min_facing: float | None = None) -> SurfacePoints:
     """The closest point of the mesh to each query point, searched on the triangles of its nearest vertices.
 
     With `point_normals`, of points within TIE of the closest, the one whose surface faces most like the
     query's normal wins: where two surfaces touch (closed lips) the choice is then the same on every
-    machine, not whichever the arithmetic's last bit favours.
+    machine, not whichever the arithmetic's last bit favours. With `min_facing` too, only surface whose
+    normal's cosine with the query's is above it counts (none found: distance inf, triangle 0).
     """
     surface_normals = vertex_normals(vertices, triangles) if point_normals is not None else None
     used = np.unique(triangles)
@@ -163,12 +165,15 @@ def closest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: 
         if surface_normals is not None:
             normal = np.einsum("nk,nkc->nc", weights, surface_normals[triangles[tri]])
             normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-            score = dist - TIE * np.einsum("nc,nc->n", normal, point_normals[query])
+            facing = np.einsum("nc,nc->n", normal, point_normals[query])
+            score = dist - TIE * facing
+            if min_facing is not None:
+                score = np.where(facing > min_facing, score, np.inf)
         better = np.zeros(len(dist), dtype=bool)
         # per query, the best of this round: sort by (query, score) and take the first of each query
         rank = np.lexsort((score, query))
         first = rank[np.r_[True, query[rank][1:] != query[rank][:-1]]]
-        better[first] = score[first] < best_score[query[first]]
+        better[first] = score[first] < best_score[query[first]]  # never an inf (refused) one
         q = query[better]
         best_score[q], best_d[q], best_t[q], best_w[q] = score[better], dist[better], tri[better], weights[better]
     return SurfacePoints(best_t, best_w, best_d)

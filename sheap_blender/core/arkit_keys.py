@@ -1,0 +1,201 @@
+"""ARKit's 52 shape keys made for a head mesh that has none, from the shipped reference (ICT-FaceKit).
+
+Given the target's vertices, triangles and its 68 landmarks (Multi-PIE layout, points on its surface):
+1. a similarity (Umeyama) on the 68 landmarks and a thin-plate warp through the inner ones (eyes, nose,
+   lips) lay the reference's face over the target's (a refinement on closest-point pairs, as in non-rigid
+   ICP, was tried and made the warp fold: benchmarks/arkit_keys.py measured it worse);
+2. every reference shape is carried through the same warp (the warped displaced face minus the warped
+   neutral one): its offsets are turned, scaled and stretched as the warp stretches the face there, so a
+   blink brings the upper lid down onto where the warp put the *target's* lower lid;
+3. every target vertex reads the shapes at its closest point of the warped reference face, on the same
+   side of the mouth and of each eye (an upper lip never reads a lower lip's offsets), where that point is
+   near and faces the same way; the influence fades out with distance instead of stopping at an edge;
+4. each eye's blink is then finished on the target's own lids: the upper lid's vertices are moved the rest
+   of the way onto the target's lower lid (lid contact from the target's own geometry).
+Shapes with halves in the reference (browInnerUp_L/_R) are summed into their channel; tongueOut has no
+source and is made as an empty key. Pure NumPy; `benchmarks/arkit_keys.py` measures it against authored keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arkit_names import ARKIT_INDEX, ARKIT_NAMES
+from .arkit_reference import ArkitReference, load_reference
+from .mesh_transfer import (
+    Similarity,
+    closest_surface_points,
+    fit_similarity,
+    thin_plate_warp,
+    vertex_normals,
+)
+
+# Distances are in units of the target's interocular distance (eye centre to eye centre, about 63 mm on
+# an adult), so that a head modelled in centimetres or at any scale is treated alike.
+NEAR = 0.12  # a vertex this close to the warped reference face takes its offsets in full ...
+FAR = 0.30  # ... fading to none at this distance
+MIN_FACING = 0.3  # the cosine between the target's normal and the reference surface's it reads
+CANDIDATES = 16  # nearest reference vertices whose triangles are searched for each closest point
+# The warp goes through the nose, eye and lip landmarks (27-67), which every face defines alike; the jaw
+# line's (0-16) and the brows' (17-26) are placed differently by each source (a contour seen from the
+# front, a brow's edge or its middle), and met exactly they bend the forehead and chin:
+# benchmarks/arkit_keys.py measured the median cosine 0.83 with all 68, 0.85 with these.
+WARPED_LANDMARKS = range(27, 68)
+MOVING = 1e-5  # metres in the reference: offsets smaller than this are left out of the warp
+
+
+@dataclass(frozen=True)
+class MadeKeys:
+    """The 52 ARKit keys for one mesh: offsets per key (ARKIT_NAMES order) and each vertex's coverage."""
+
+    names: tuple[str, ...]
+    offsets: np.ndarray  # (52, V, 3) in the target's units
+    influence: np.ndarray  # (V,) 0..1: how much of the reference's motion each vertex takes
+    landmarks: np.ndarray  # (68, 3) the landmarks the keys were made from
+
+
+def interocular(landmarks: np.ndarray) -> float:
+    """Distance between the two eyes' landmark centres (Multi-PIE 36-41 and 42-47)."""
+    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
+
+
+@dataclass(frozen=True)
+class FaceWarp:
+    """The reference placed on the target: similarity, then a thin-plate warp through control points."""
+
+    similarity: Similarity
+    control: np.ndarray  # (C, 3) placed reference points
+    destination: np.ndarray  # (C, 3) where the warp takes them
+    smoothing: float
+
+    def apply(self, reference_points: np.ndarray) -> np.ndarray:
+        return thin_plate_warp(self.control, self.destination, self.similarity.apply(reference_points),
+                               self.smoothing)
+
+
+def fit_face_warp(reference: ArkitReference, landmarks: np.ndarray) -> FaceWarp:
+    """The similarity on all 68 landmarks, the thin-plate warp through the inner ones (WARPED_LANDMARKS)."""
+    ref_marks = reference.neutral[reference.landmarks68]
+    similarity = fit_similarity(ref_marks, landmarks)
+    inner = list(WARPED_LANDMARKS)
+    return FaceWarp(similarity, similarity.apply(ref_marks[inner]), landmarks[inner], 0.0)
+
+
+# Where the two sides of an opening meet: (first corner, upper points, second corner, lower points),
+# Multi-PIE 68 ids. The region codes are 2k+1 above the k-th opening's line and 2k+2 below it.
+OPENINGS = (
+    (48, (61, 62, 63), 54, (67, 66, 65)),  # the mouth: its line is between the inner lips, out to the outer corners
+    (36, (37, 38), 39, (41, 40)),  # the face's right eye
+    (42, (43, 44), 45, (47, 46)),  # the face's left eye (ARKit's Left, +X)
+)
+OPENING_REACH = ((0.15, 0.5), (0.25, 0.7), (0.25, 0.7))  # each box's margin beyond the corners, height, in widths
+
+
+def opening_sides(points: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Region code of each point (face frame: +Y up): 0, or which side of the mouth's / an eye's line it is on;
+    and its closeness to that line (1 on it, 0 at the region's top or bottom)."""
+    codes = np.zeros(len(points), dtype=np.int64)
+    closeness = np.zeros(len(points))
+    for k, ((first, upper, second, lower), (margin, height)) in enumerate(zip(OPENINGS, OPENING_REACH)):
+        line = np.array([marks[first], *(marks[list(upper)] + marks[list(lower)]) / 2, marks[second]])
+        line = line[np.argsort(line[:, 0])]
+        width = abs(marks[second, 0] - marks[first, 0])
+        mid_y = np.interp(points[:, 0], line[:, 0], line[:, 1])
+        inside = ((points[:, 0] > line[0, 0] - margin * width) & (points[:, 0] < line[-1, 0] + margin * width)
+                  & (np.abs(points[:, 1] - mid_y) < height * width) & (codes == 0))
+        codes[inside] = np.where(points[inside, 1] >= mid_y[inside], 2 * k + 1, 2 * k + 2)
+        closeness[inside] = 1.0 - np.abs(points[inside, 1] - mid_y[inside]) / (height * width)
+    return codes, closeness
+
+
+def _opposite(code: int) -> int:
+    return 0 if code == 0 else code + 1 if code % 2 else code - 1
+
+
+def _warped_offsets(warp: FaceWarp, reference: ArkitReference) -> np.ndarray:
+    """(S, F, 3): each reference shape's face offsets carried through the warp (displaced minus neutral)."""
+    face = reference.neutral[:reference.face_vertices]
+    offsets = reference.offsets[:, :reference.face_vertices]
+    moving = np.linalg.norm(offsets, axis=2) > MOVING  # (S, F)
+    shape, vertex = np.nonzero(moving)
+    warped = warp.apply(np.concatenate([face, face[vertex] + offsets[shape, vertex]]))
+    out = np.zeros_like(offsets)
+    out[shape, vertex] = warped[len(face):] - warped[vertex]
+    return out
+
+
+def _read_shapes(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, warp: FaceWarp,
+                 reference: ArkitReference, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S, V, 3) the warped shapes read at each target vertex's closest point, and (V,) the influence."""
+    face = reference.neutral[:reference.face_vertices]
+    face_triangles = reference.face_triangles
+    warped = warp.apply(face)
+    # sides are told in the reference's own frame (+Y up), where the target is put back by the similarity
+    similarity = warp.similarity
+    back = (vertices - similarity.translation) @ similarity.rotation / similarity.scale
+    back_marks = (landmarks - similarity.translation) @ similarity.rotation / similarity.scale
+    target_codes = opening_sides(back, back_marks)[0]
+    ref_codes = opening_sides(face, face[reference.landmarks68])[0]
+    triangle_codes = ref_codes[face_triangles]
+    target_normals = vertex_normals(vertices, triangles)
+    out = np.zeros((len(shapes), len(vertices), 3))
+    influence = np.zeros(len(vertices))
+    scale = interocular(landmarks)
+    for code in np.unique(target_codes):
+        group = np.flatnonzero(target_codes == code)
+        allowed = face_triangles[~(triangle_codes == _opposite(int(code))).any(axis=1)] if code else face_triangles
+        # only surface that faces the same way counts: a lid's outside never reads its inside (or the eyeball's)
+        surface = closest_surface_points(vertices[group], warped, allowed, candidates=CANDIDATES,
+                                         point_normals=target_normals[group], min_facing=MIN_FACING)
+        influence[group] = np.clip((FAR * scale - surface.distance) / ((FAR - NEAR) * scale), 0.0, 1.0)
+        out[:, group] = surface.sample(allowed, shapes) * influence[group, None]
+    return out, influence
+
+
+BLINK_GAIN = (0.5, 3.0)  # the lid-contact correction's bounds
+
+
+def close_lids(keys: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,
+               similarity: Similarity) -> None:
+    """Finish each blink on the target's own lids: the upper lid's margin meets the lower lid's (in place).
+
+    The upper lid's offsets are scaled so that its margin landmarks (37-38, 43-44) end where the lower
+    lid's (41-40, 47-46) end in the same key, fully at the margin and fading toward the brow.
+    """
+    back = (vertices - similarity.translation) @ similarity.rotation / similarity.scale
+    back_marks = (landmarks - similarity.translation) @ similarity.rotation / similarity.scale
+    codes, closeness = opening_sides(back, back_marks)
+    at_marks = closest_surface_points(landmarks, vertices, triangles)
+    for k, name in ((1, "eyeBlinkRight"), (2, "eyeBlinkLeft")):
+        key = keys[ARKIT_INDEX[name]]
+        _, upper, _, lower = OPENINGS[k]
+        moved = at_marks.sample(triangles, key[None])[0]
+        u, du = landmarks[list(upper)].mean(0), moved[list(upper)].mean(0)
+        lo, dl = landmarks[list(lower)].mean(0), moved[list(lower)].mean(0)
+        if du @ du < 1e-20:
+            continue
+        gain = float(np.clip((lo + dl - u) @ du / (du @ du), *BLINK_GAIN))
+        lid = codes == 2 * k + 1
+        key[lid] *= (1.0 + (gain - 1.0) * closeness[lid])[:, None]
+
+
+def make_arkit_keys(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,
+                    reference: ArkitReference | None = None) -> MadeKeys:
+    """The 52 ARKit keys for the head mesh (vertices, triangles) whose 68 landmarks are given (see the module)."""
+    reference = reference or load_reference()
+    vertices = np.asarray(vertices, dtype=np.float64)
+    triangles = np.asarray(triangles, dtype=np.int64)
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if landmarks.shape != (68, 3) or not np.isfinite(landmarks).all():
+        raise ValueError(f"68 finite 3D landmarks are needed, not an array of shape {landmarks.shape}")
+    if interocular(landmarks) <= 0:
+        raise ValueError("the landmarks of the two eyes coincide")
+    warp = fit_face_warp(reference, landmarks)
+    shapes, influence = _read_shapes(vertices, triangles, landmarks, warp, reference,
+                                     _warped_offsets(warp, reference))
+    keys = np.zeros((len(ARKIT_NAMES), len(vertices), 3))
+    np.add.at(keys, [ARKIT_INDEX[c] for c in reference.channels], shapes)
+    close_lids(keys, vertices, triangles, landmarks, warp.similarity)
+    return MadeKeys(ARKIT_NAMES, keys, influence, landmarks)
