@@ -55,6 +55,9 @@ def _draw_source(layout, context) -> str:
 def draw_drive_character(layout, context) -> None:
     """The section's contents (the panel draws it; also usable elsewhere)."""
     settings = context.scene.sheap_character
+    from .arkit_keys_operator import draw_make_keys
+
+    draw_make_keys(layout, context)
     layout.prop(settings, "target")
     obj = settings.target
     if obj is None:

@@ -199,3 +199,20 @@ def make_arkit_keys(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.n
     np.add.at(keys, [ARKIT_INDEX[c] for c in reference.channels], shapes)
     close_lids(keys, vertices, triangles, landmarks, warp.similarity)
     return MadeKeys(ARKIT_NAMES, keys, influence, landmarks)
+
+
+NAMING_HABITS = ("arkit", "upper_camel", "suffix")  # eyeBlinkLeft, EyeBlinkLeft, eyeBlink_L
+
+
+def key_name(channel: str, habit: str = "arkit") -> str:
+    """The shape key name for an ARKit channel in a naming habit (each reads back through channel_for_key)."""
+    if habit == "upper_camel":
+        return channel[0].upper() + channel[1:]
+    if habit == "suffix":
+        for side, short in (("Left", "_L"), ("Right", "_R")):
+            if channel.endswith(side):
+                return channel[: -len(side)] + short
+        return channel
+    if habit != "arkit":
+        raise ValueError(f"unknown naming habit {habit!r} (one of {', '.join(NAMING_HABITS)})")
+    return channel

@@ -84,3 +84,13 @@ def test_bad_landmarks_are_refused():
         make_arkit_keys(head.neutral, head.triangles, head.neutral[:10])
     with pytest.raises(ValueError, match="eyes coincide"):
         make_arkit_keys(head.neutral, head.triangles, np.zeros((68, 3)))
+
+
+def test_key_names_read_back_in_every_habit():
+    from sheap_blender.core.arkit_keys import NAMING_HABITS, key_name
+    from sheap_blender.core.arkit_names import channel_for_key
+
+    for habit in NAMING_HABITS:
+        names = [key_name(channel, habit) for channel in ARKIT_NAMES]
+        assert len(set(names)) == 52 and [channel_for_key(n) for n in names] == list(ARKIT_NAMES), habit
+    assert key_name("eyeBlinkLeft", "suffix") == "eyeBlink_L" and key_name("jawOpen", "upper_camel") == "JawOpen"

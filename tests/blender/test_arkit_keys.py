@@ -1,0 +1,136 @@
+"""Make ARKit Shape Keys (sheap.make_arkit_keys) on a real head: Apple's ARKit face mesh, authored keys set aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+
+from sheap_blender.core.arkit_keys_check import score_channels, swapped_sides
+from sheap_blender.core.arkit_names import ARKIT_NAMES
+from sheap_blender.core.arkit_reference import read_reference
+
+APPLE = Path(__file__).resolve().parents[1] / "data" / "apple_arkit_reference.safetensors"
+TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # face (x, y, z) -> (x, -z, y)
+
+
+def bare_head(name: str = "Head", landmark_ids: bool = True) -> bpy.types.Object:
+    """Apple's neutral face as a Blender mesh without keys (Front view sees it), its 68 landmark vertex ids set."""
+    apple = read_reference(APPLE)
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata((apple.neutral @ TO_BLENDER.T).tolist(), [], apple.triangles.tolist())
+    if landmark_ids:
+        mesh["sheap_landmark_vertices"] = apple.landmarks68.tolist()
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def key_offsets(obj: bpy.types.Object, names) -> np.ndarray:
+    keys = obj.data.shape_keys.key_blocks
+    base = coords(keys["Basis"])
+    return np.stack([coords(keys[name]) - base for name in names])
+
+
+def coords(block) -> np.ndarray:
+    """A shape key's (or a mesh's `vertices`') coordinates."""
+    data = block.data if isinstance(block, bpy.types.ShapeKey) else block
+    out = np.empty(3 * len(data), dtype=np.float32)
+    data.foreach_get("co", out)
+    return out.reshape(-1, 3).astype(np.float64)
+
+
+def refused(message: str, **args) -> None:
+    """The operator refuses with one line matching `message` (bpy raises its ERROR report as a RuntimeError)."""
+    with pytest.raises(RuntimeError, match=message) as error:
+        bpy.ops.sheap.make_arkit_keys(**args)
+    assert len(str(error.value).strip().splitlines()) == 1
+
+
+def authored() -> dict[str, np.ndarray]:
+    apple = read_reference(APPLE)
+    return {name: apple.offsets[i] @ TO_BLENDER.T for i, name in enumerate(apple.shape_names)}
+
+
+def test_make_keys_on_a_bare_head(empty_scene):
+    obj = bare_head()
+    before = coords(obj.data.vertices)
+    assert bpy.ops.sheap.make_arkit_keys(object="Head") == {"FINISHED"}
+    blocks = obj.data.shape_keys.key_blocks
+    assert [b.name for b in blocks] == ["Basis", *ARKIT_NAMES]
+    np.testing.assert_array_equal(coords(blocks["Basis"]), before)
+    np.testing.assert_array_equal(coords(obj.data.vertices), before)  # the base shape unmoved
+    made = key_offsets(obj, ARKIT_NAMES)
+    scores = {s.name: s for s in score_channels(made, authored())}
+    for name in ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "mouthPucker"):
+        assert scores[name].cosine > 0.8 and 0.6 < scores[name].magnitude < 1.6, name
+    assert np.median([s.cosine for s in scores.values()]) > 0.8
+    assert swapped_sides(made, authored()) == []
+    assert "UNDO" in bpy.types.SHEAP_OT_make_arkit_keys.bl_options
+
+
+def test_existing_keys_stay_and_a_clash_is_refused_unless_replaced(empty_scene):
+    obj = bare_head()
+    obj.shape_key_add(name="Basis", from_mix=False)
+    mine = obj.shape_key_add(name="my_smile", from_mix=False)
+    mine.data[0].co = (1.0, 2.0, 3.0)
+    clash = obj.shape_key_add(name="jawOpen", from_mix=False)
+    clash.data[5].co = (4.0, 5.0, 6.0)
+    saved = {b.name: coords(b) for b in obj.data.shape_keys.key_blocks}
+    refused(r"'Head' already has 1 of the keys \(jawOpen\): tick Replace", object="Head")
+    assert {b.name: coords(b).tolist() for b in obj.data.shape_keys.key_blocks} == \
+        {name: c.tolist() for name, c in saved.items()}
+    assert bpy.ops.sheap.make_arkit_keys(object="Head", replace=True) == {"FINISHED"}
+    blocks = obj.data.shape_keys.key_blocks
+    assert len(blocks) == 2 + 52 and list(blocks.keys()).count("jawOpen") == 1
+    np.testing.assert_array_equal(coords(blocks["my_smile"]), saved["my_smile"])
+    np.testing.assert_array_equal(coords(blocks["Basis"]), saved["Basis"])
+    assert np.linalg.norm(coords(blocks["jawOpen"]) - saved["Basis"], axis=1).max() > 0.01  # made anew
+
+
+def test_naming_habit(empty_scene):
+    obj = bare_head()
+    assert bpy.ops.sheap.make_arkit_keys(object="Head", naming="suffix") == {"FINISHED"}
+    names = obj.data.shape_keys.key_blocks.keys()
+    assert "eyeBlink_L" in names and "jawOpen" in names and "eyeBlinkLeft" not in names
+
+
+def test_markers_can_be_moved_and_the_keys_made_again(empty_scene):
+    """The markers follow the head's transform; a marker moved off the skin is put back on it; redo replaces."""
+    obj = bare_head()
+    obj.location, obj.rotation_euler, obj.scale = (0.3, -1.0, 1.5), (0.1, 0.0, 0.6), (2.0, 2.0, 2.0)
+    bpy.context.view_layer.update()
+    assert bpy.ops.sheap.place_arkit_landmarks(object="Head") == {"FINISHED"}
+    marks = sorted((c for c in obj.children if "sheap_landmark" in c), key=lambda c: c["sheap_landmark"])
+    apple = read_reference(APPLE)
+    vertices = coords(obj.data.vertices)
+    world = np.array(obj.matrix_world)
+    expected = vertices[apple.landmarks68] @ world[:3, :3].T + world[:3, 3]
+    bpy.context.view_layer.update()
+    np.testing.assert_allclose([m.matrix_world.translation[:] for m in marks], expected, atol=1e-5)
+    assert bpy.ops.sheap.make_arkit_keys(object="Head") == {"FINISHED"}
+    first = key_offsets(obj, ["jawOpen", "eyeBlinkLeft"])
+    marks[8].location.y -= 0.005  # the chin's marker, 5 mm in front of the skin: snapped back, nothing changes
+    marks[57].location.z -= 0.004  # the lower lip's marker 4 mm down: the keys change
+    refused("already has 52 of the keys", object="Head")  # the keys are there now
+    assert bpy.ops.sheap.make_arkit_keys(object="Head", replace=True) == {"FINISHED"}
+    again = key_offsets(obj, ["jawOpen", "eyeBlinkLeft"])
+    assert np.abs(again - first).max() > 1e-4
+    assert len(obj.data.shape_keys.key_blocks) == 53
+
+
+@pytest.mark.parametrize("case", ["no landmarks", "not a mesh", "no such object"])
+def test_bad_input_is_one_line_and_changes_nothing(empty_scene, case):
+    obj = bare_head(landmark_ids=case != "no landmarks")
+    if case == "not a mesh":
+        name = bpy.data.objects.new("Lamp", bpy.data.lights.new("Lamp", "POINT")).name
+        bpy.context.scene.collection.objects.link(bpy.data.objects[name])
+    else:
+        name = "Nobody" if case == "no such object" else "Head"
+    objects = len(bpy.data.objects)
+    refused({"no landmarks": "'Head' has no face landmarks: Place Landmarks first",
+             "not a mesh": "'Lamp' is not a head mesh", "no such object": "no object named 'Nobody'"}[case],
+            object=name)
+    assert obj.data.shape_keys is None and len(bpy.data.objects) == objects
