@@ -1,11 +1,11 @@
 """Make ARKit Shape Keys: the 52 ARKit keys made for a head mesh that has none (core/arkit_keys.py).
 
-The face's 68 landmarks are markers (empties parented to the head, `sheap_landmark` = their Multi-PIE
-number) that the user can move and make the keys again; `sheap.place_arkit_landmarks` puts them at the
-vertices named by the mesh's `sheap_landmark_vertices` property (68 ids) where it has one, else roughly
-over the front of the head (the face looking toward -Y, +Z up, as Blender's Front view shows it).
-The base shape and the keys the mesh had stay as they were; a name clash is refused unless `replace`;
-all or nothing; one undo step.
+The face's 68 landmarks (Multi-PIE layout) come from, in this order: the head's markers (empties parented
+to it, `sheap_landmark` = their number, which the user may move before making the keys again); the
+mesh's `sheap_landmark_vertices` property (68 vertex ids); else the backend finds them on a render of
+the head as Blender's Front view shows it (the face toward -Y, +Z up: mesh_landmarks.py), and they are
+then left as markers. The base shape and the keys the mesh had stay as they were; a name clash is
+refused unless `replace`; all or nothing; one undo step.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .core.arkit_keys import NAMING_HABITS, key_name, make_arkit_keys
 from .core.arkit_names import ARKIT_NAMES
-from .core.arkit_reference import load_reference
 from .core.errors import InputError
-from .core.mesh_transfer import closest_surface_points, fit_similarity
+from .core.mesh_transfer import closest_surface_points
 
 MARKER = "sheap_landmark"
 VERTEX_IDS = "sheap_landmark_vertices"
@@ -56,8 +55,26 @@ def markers(obj: bpy.types.Object) -> list[bpy.types.Object]:
     return sorted((child for child in obj.children if MARKER in child), key=lambda child: int(child[MARKER]))
 
 
-def landmark_points(obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(68, 3) the landmarks in the object's space, on its surface: the markers', else the vertex ids'."""
+TO_FACE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # Blender (x, y, z) -> face (x, z, -y)
+
+
+def found_landmarks(context, obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(68, 3) in the object's space: the backend's, on a render of the head as Blender's Front view shows it."""
+    from . import preferences
+    from .mesh_landmarks import find_landmarks
+
+    prefs = preferences.get_preferences(context)
+    python = prefs.python_path() if prefs else str(preferences.default_backend_python())
+    world = np.array(obj.matrix_world)
+    in_world = vertices @ world[:3, :3].T + world[:3, 3]
+    marks = find_landmarks(python, in_world @ TO_FACE.T, triangles, obj.name) @ TO_FACE
+    return (marks - world[:3, 3]) @ np.linalg.inv(world[:3, :3]).T
+
+
+def landmark_points(context, obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray
+                    ) -> tuple[np.ndarray, str]:
+    """(68, 3) the landmarks in the object's space, on its surface, and where they came from: the markers,
+    else the mesh's `sheap_landmark_vertices`, else found by the backend on a render."""
     placed = markers(obj)
     if placed:
         if [int(m[MARKER]) for m in placed] != list(range(68)):
@@ -66,11 +83,11 @@ def landmark_points(obj: bpy.types.Object, vertices: np.ndarray, triangles: np.n
         inverse = obj.matrix_world.inverted()
         points = np.array([(inverse @ m.matrix_world.translation)[:] for m in placed])
         surface = closest_surface_points(points, vertices, triangles)  # a moved marker is put back on the skin
-        return surface.sample(triangles, vertices[None])[0]
+        return surface.sample(triangles, vertices[None])[0], "markers"
     ids = landmark_vertex_ids(obj)
-    if ids is None:
-        raise InputError(None, f"{obj.name!r} has no face landmarks: Place Landmarks first (68 markers)")
-    return vertices[ids]
+    if ids is not None:
+        return vertices[ids], "vertex ids"
+    return found_landmarks(context, obj, vertices, triangles), "found"
 
 
 def landmark_vertex_ids(obj: bpy.types.Object) -> np.ndarray | None:
@@ -79,19 +96,6 @@ def landmark_vertex_ids(obj: bpy.types.Object) -> np.ndarray | None:
     if ids.shape != (68,) or ids.min() < 0 or ids.max() >= len(obj.data.vertices):
         return None
     return ids
-
-
-def first_guess(vertices: np.ndarray) -> np.ndarray:
-    """The reference's landmarks laid over the front of the mesh's bounding box (Blender's Front view)."""
-    reference = load_reference()
-    face = reference.neutral[reference.landmarks68] @ np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]).T
-    ref_box = reference.neutral[:reference.face_vertices] @ np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]).T
-    low, high = vertices.min(0), vertices.max(0)
-    corners = np.array([[low[0], low[1], low[2]], [high[0], low[1], high[2]], [low[0], low[1], high[2]]])
-    ref_low, ref_high = ref_box.min(0), ref_box.max(0)
-    ref_corners = np.array([[ref_low[0], ref_low[1], ref_low[2]], [ref_high[0], ref_low[1], ref_high[2]],
-                            [ref_low[0], ref_low[1], ref_high[2]]])
-    return fit_similarity(ref_corners, corners).apply(face)
 
 
 def place_markers(obj: bpy.types.Object, points: np.ndarray) -> list[bpy.types.Object]:
@@ -128,19 +132,16 @@ class SHEAP_OT_place_arkit_landmarks(bpy.types.Operator):
     def execute(self, context):
         try:
             obj = head_object(context, self.object)
+            vertices, triangles = base_mesh(obj)
+            ids = landmark_vertex_ids(obj)
+            points = vertices[ids] if ids is not None else found_landmarks(context, obj, vertices, triangles)
         except InputError as exc:
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}
-        vertices, triangles = base_mesh(obj)
-        ids = landmark_vertex_ids(obj)
-        exact = ids is not None
-        points = vertices[ids] if exact else first_guess(vertices)
-        if not exact:
-            points = closest_surface_points(points, vertices, triangles).sample(triangles, vertices[None])[0]
         place_markers(obj, points)
-        self.report({"INFO"} if exact else {"WARNING"},
-                    f"SHeaP: 68 landmarks on {obj.name}" + ("" if exact else
-                                                            ": a first guess, move them onto the face's features"))
+        where = "its landmark vertices" if ids is not None else "found on a front render"
+        self.report({"INFO"}, f"SHeaP: 68 landmarks on {obj.name} ({where}): move any that are off, then make the "
+                              "keys again")
         return {"FINISHED"}
 
 
@@ -188,13 +189,13 @@ class SHEAP_OT_make_arkit_keys(bpy.types.Operator):
         try:
             obj = head_object(context, self.object)
             vertices, triangles = base_mesh(obj)
-            landmarks = landmark_points(obj, vertices, triangles)
             names = [key_name(channel, self.naming) for channel in ARKIT_NAMES]
             keys = obj.data.shape_keys
             clash = [name for name in names if keys is not None and name in keys.key_blocks]
             if clash and not self.replace:
                 raise InputError(None, f"{obj.name!r} already has {len(clash)} of the keys ({', '.join(clash[:3])}"
                                        f"{' ...' if len(clash) > 3 else ''}): tick Replace to overwrite them")
+            landmarks, source = landmark_points(context, obj, vertices, triangles)
             try:
                 made = make_arkit_keys(vertices, triangles, landmarks)
             except ValueError as exc:
@@ -203,6 +204,8 @@ class SHEAP_OT_make_arkit_keys(bpy.types.Operator):
         except InputError as exc:
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}
+        if source != "markers":  # shown, to be moved and the keys made again
+            place_markers(obj, landmarks)
         self.report({"INFO"}, f"SHeaP: made {len(names)} ARKit shape keys on {obj.name}"
                               f"{f' ({len(clash)} replaced)' if clash else ''}")
         return {"FINISHED"}
