@@ -58,21 +58,22 @@ def markers(obj: bpy.types.Object) -> list[bpy.types.Object]:
 TO_FACE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # Blender (x, y, z) -> face (x, z, -y)
 
 
-def found_landmarks(context, obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def found_landmarks(context, obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray,
+                    python: str = "") -> np.ndarray:
     """(68, 3) in the object's space: the backend's, on a render of the head as Blender's Front view shows it."""
     from . import preferences
     from .mesh_landmarks import find_landmarks
 
     prefs = preferences.get_preferences(context)
-    python = prefs.python_path() if prefs else str(preferences.default_backend_python())
+    python = python or (prefs.python_path() if prefs else str(preferences.default_backend_python()))
     world = np.array(obj.matrix_world)
     in_world = vertices @ world[:3, :3].T + world[:3, 3]
     marks = find_landmarks(python, in_world @ TO_FACE.T, triangles, obj.name) @ TO_FACE
     return (marks - world[:3, 3]) @ np.linalg.inv(world[:3, :3]).T
 
 
-def landmark_points(context, obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray
-                    ) -> tuple[np.ndarray, str]:
+def landmark_points(context, obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray,
+                    python: str = "") -> tuple[np.ndarray, str]:
     """(68, 3) the landmarks in the object's space, on its surface, and where they came from: the markers,
     else the mesh's `sheap_landmark_vertices`, else found by the backend on a render."""
     placed = markers(obj)
@@ -87,7 +88,7 @@ def landmark_points(context, obj: bpy.types.Object, vertices: np.ndarray, triang
     ids = landmark_vertex_ids(obj)
     if ids is not None:
         return vertices[ids], "vertex ids"
-    return found_landmarks(context, obj, vertices, triangles), "found"
+    return found_landmarks(context, obj, vertices, triangles, python), "found"
 
 
 def landmark_vertex_ids(obj: bpy.types.Object) -> np.ndarray | None:
@@ -128,13 +129,16 @@ class SHEAP_OT_place_arkit_landmarks(bpy.types.Operator):
 
     object: StringProperty(name="Object", default="", options={"SKIP_SAVE"},
                            description="The head mesh's name; empty: the panel's character, else the active object")
+    backend_python: StringProperty(name="Backend Python", default="", options={"SKIP_SAVE"},
+                                   description="Finds the landmarks; empty: the preferences'")
 
     def execute(self, context):
         try:
             obj = head_object(context, self.object)
             vertices, triangles = base_mesh(obj)
             ids = landmark_vertex_ids(obj)
-            points = vertices[ids] if ids is not None else found_landmarks(context, obj, vertices, triangles)
+            points = vertices[ids] if ids is not None else found_landmarks(context, obj, vertices, triangles,
+                                                                          self.backend_python)
         except InputError as exc:
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}
@@ -184,6 +188,8 @@ class SHEAP_OT_make_arkit_keys(bpy.types.Operator):
     replace: BoolProperty(name="Replace", default=False, options={"SKIP_SAVE"},
                           description="Overwrite keys of the same names (otherwise a clash is refused)")
     naming: EnumProperty(name="Naming", items=HABIT_ITEMS, default="arkit", description="How the keys are named")
+    backend_python: StringProperty(name="Backend Python", default="", options={"SKIP_SAVE"},
+                                   description="Finds the landmarks where the head has none; empty: the preferences'")
 
     def execute(self, context):
         try:
@@ -195,7 +201,7 @@ class SHEAP_OT_make_arkit_keys(bpy.types.Operator):
             if clash and not self.replace:
                 raise InputError(None, f"{obj.name!r} already has {len(clash)} of the keys ({', '.join(clash[:3])}"
                                        f"{' ...' if len(clash) > 3 else ''}): tick Replace to overwrite them")
-            landmarks, source = landmark_points(context, obj, vertices, triangles)
+            landmarks, source = landmark_points(context, obj, vertices, triangles, self.backend_python)
             try:
                 made = make_arkit_keys(vertices, triangles, landmarks)
             except ValueError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import bpy
@@ -12,7 +14,8 @@ from sheap_blender.core.arkit_keys_check import score_channels, swapped_sides
 from sheap_blender.core.arkit_names import ARKIT_NAMES
 from sheap_blender.core.arkit_reference import read_reference
 
-APPLE = Path(__file__).resolve().parents[1] / "data" / "apple_arkit_reference.safetensors"
+REPO = Path(__file__).resolve().parents[2]
+APPLE = REPO / "tests" / "data" / "apple_arkit_reference.safetensors"
 TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # face (x, y, z) -> (x, -z, y)
 
 
@@ -161,3 +164,31 @@ def test_landmarks_found_on_a_render_with_nothing_but_the_mesh_named(empty_scene
     truth = coords(obj.data.vertices)[apple.landmarks68]
     inner = np.linalg.norm(np.array([m.location[:] for m in marks]) - truth, axis=1)[27:]
     assert len(marks) == 68 and np.median(inner) < 0.006  # eyes, nose, lips within a few mm (measured ~2-3)
+
+
+def run_script(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "make_arkit_keys.py"), "--", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_headless_script(empty_scene, tmp_path, backend_environment):
+    """scripts/make_arkit_keys.py on a saved .blend: the keys in the file written, the input unchanged; bad input
+    is one line and exit code 2."""
+    bare_head(landmark_ids=False)
+    bare_head("Other", landmark_ids=False)
+    source = tmp_path / "heads.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(source))
+    before = source.read_bytes()
+    several = run_script(source, "-o", tmp_path / "out.blend")
+    assert several.returncode == 2 and "2 meshes (Head, Other): name the head with --object" in several.stderr
+    done = run_script(source, "-o", tmp_path / "out.blend", "--object", "Head", "--naming", "upper_camel")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert source.read_bytes() == before and not (tmp_path / "out.blend").with_name(".out.blend.tmp.blend").exists()
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "out.blend"))
+    names = bpy.data.objects["Head"].data.shape_keys.key_blocks.keys()
+    assert names == ["Basis", *(name[0].upper() + name[1:] for name in ARKIT_NAMES)]
+    assert bpy.data.objects["Other"].data.shape_keys is None
+    again = run_script(tmp_path / "out.blend", "-o", tmp_path / "again.blend", "--object", "Head",
+                       "--naming", "upper_camel")
+    assert again.returncode == 2 and "already has 52 of the keys" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and not (tmp_path / "again.blend").exists()
