@@ -39,9 +39,14 @@ def fit_similarity(source: np.ndarray, target: np.ndarray) -> Similarity:
 
 
 def thin_plate_warp(source: np.ndarray, target: np.ndarray, points: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-    """`points` moved by the 3D thin-plate spline that takes `source` landmarks onto `target`."""
+    """`points` moved by the 3D thin-plate spline that takes `source` landmarks onto `target`.
+
+    With `smoothing` (lambda, in the points' units) the spline passes near the landmarks instead of through
+    them: smoother, down to the affine fit as lambda grows. The 3D kernel |r| is conditionally *negative*
+    definite (the bending energy's Green's function is -|r|), so the ridge is subtracted: K - lambda I.
+    """
     n = len(source)
-    kernel = np.linalg.norm(source[:, None] - source[None], axis=-1) + smoothing * np.eye(n)
+    kernel = np.linalg.norm(source[:, None] - source[None], axis=-1) - smoothing * np.eye(n)
     affine = np.column_stack([np.ones(n), source])
     system = np.block([[kernel, affine], [affine.T, np.zeros((4, 4))]])
     rhs = np.concatenate([target - source, np.zeros((4, 3))])
@@ -139,9 +144,13 @@ def closest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: 
     surface_normals = vertex_normals(vertices, triangles) if point_normals is not None else None
     used = np.unique(triangles)
     nearest = np.empty((len(points), candidates), dtype=np.int64)
+    # squared distances as |p|^2 - 2 p.v + |v|^2 about the vertices' centre: one matrix product a chunk
+    centre = vertices[used].mean(0)
+    candidates_at = vertices[used] - centre
+    squared = (candidates_at ** 2).sum(1)
     for start in range(0, len(points), 1024):
-        chunk = points[start:start + 1024]
-        d2 = ((chunk[:, None, :] - vertices[None, used, :]) ** 2).sum(-1)
+        chunk = points[start:start + 1024] - centre
+        d2 = squared[None, :] - 2.0 * chunk @ candidates_at.T
         nearest[start:start + 1024] = used[np.argpartition(d2, candidates - 1, axis=1)[:, :candidates]]
     # triangles around each vertex, as a CSR list
     order = np.argsort(triangles.ravel(), kind="stable")
