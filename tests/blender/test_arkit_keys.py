@@ -9,6 +9,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
+from conftest import BACKEND_PYTHON
 
 from sheap_blender.core.arkit_keys_check import score_channels, swapped_sides
 from sheap_blender.core.arkit_names import ARKIT_NAMES
@@ -192,3 +193,35 @@ def test_headless_script(empty_scene, tmp_path, backend_environment):
                        "--naming", "upper_camel")
     assert again.returncode == 2 and "already has 52 of the keys" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1 and not (tmp_path / "again.blend").exists()
+
+
+def test_a_head_made_a_character_is_driven_end_to_end(demo, tmp_path):
+    """A bare head -> make_arkit_keys.py (landmarks found) -> bake.py --character on a clip: its own face moves."""
+    from test_bake import bake, short_clip
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bare_head(landmark_ids=False)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "bare.blend"))
+    made = run_script(tmp_path / "bare.blend", "-o", tmp_path / "hero.blend")
+    assert made.returncode == 0, made.stderr[-2000:]
+    frames = short_clip(demo / "astronaut.mp4", tmp_path / "take", 6)
+    out = tmp_path / "out"
+    completed = bake(frames, "--out", out, "--character", tmp_path / "hero.blend", "--character-object", "Head",
+                     "--flame", demo / "flame.safetensors", "--weights", demo / "demo_sheap_model.pt",
+                     "--backend-python", BACKEND_PYTHON, "--device", "cpu")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    bpy.ops.wm.open_mainfile(filepath=str(out / "take.blend"))
+    head = bpy.data.objects["Head"]
+    action = head.data.shape_keys.animation_data.action
+    assert action is not None
+    base = coords(head.data.shape_keys.key_blocks["Basis"])
+    offsets = key_offsets(head, ARKIT_NAMES)
+    for frame in (1, 6):
+        bpy.context.scene.frame_set(frame)
+        weights = np.array([head.data.shape_keys.key_blocks[name].value for name in ARKIT_NAMES])
+        evaluated = head.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        shape = coords(evaluated.to_mesh().vertices)
+        evaluated.to_mesh_clear()
+        # the face is moved by the made keys, as much as the take says: about a centimetre on the demo clip
+        np.testing.assert_allclose(shape, base + np.einsum("k,kvc->vc", weights, offsets), atol=2e-6)
+        assert np.linalg.norm(shape - base, axis=1).max() > 0.002, frame
