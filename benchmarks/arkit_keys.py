@@ -13,7 +13,8 @@ measured in the same run: a five-point similarity and each vertex's nearest refe
 Goals (met / MISS; the exit code counts the misses), from issue 27: cosine >= 0.6 for the eight named
 channels; median over every authored channel >= 0.6 and above the baseline's; no pair swapped; jawOpen
 and both blinks 0.5-2x as far as authored; a 20,000-vertex head (the same face subdivided twice) made
-in under 30 s on one core (median of --repeats, after a warm-up).
+in under 30 s on one core (median of --repeats, after a warm-up). With --picture PNG: renders of the
+bare head and six keys, authored and made from the found landmarks (docs/images/arkit_keys.png).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from machine import Goals, machine_line  # noqa: E402  (benchmarks/machine.py, b
 
 from sheap_blender.core.arkit_keys import make_arkit_keys  # noqa: E402
 from sheap_blender.core.arkit_keys_check import five_point_baseline, score_channels, swapped_sides  # noqa: E402
+from sheap_blender.core.arkit_names import ARKIT_INDEX  # noqa: E402
 from sheap_blender.core.arkit_reference import load_reference, read_reference  # noqa: E402
 
 APPLE = REPO / "tests" / "data" / "apple_arkit_reference.safetensors"
@@ -82,6 +84,32 @@ def quality(goals: Goals, landmarks: np.ndarray, label: str) -> None:
                                           "as far")
 
 
+PICTURED = ("jawOpen", "eyeBlinkLeft", "mouthSmileLeft", "mouthPucker", "browInnerUp", "mouthLeft")
+
+
+def picture(path: Path, landmarks: np.ndarray) -> None:
+    """A table of renders: the bare head, then each pictured key as its artists made it (top) and as made here."""
+    import cv2
+
+    from backend.faces.mesh_landmarks import front_view, render
+
+    apple = read_reference(APPLE)
+    made = make_arkit_keys(apple.neutral, apple.triangles, landmarks).offsets
+    view = front_view(apple.neutral, 320)
+    rows = []
+    for label, keys in (("authored", {n: apple.offsets[i] for i, n in enumerate(apple.shape_names)}),
+                        ("made here", {n: made[ARKIT_INDEX[n]] for n in PICTURED})):
+        tiles = [render(apple.neutral, apple.triangles, view)[0]]
+        cv2.putText(tiles[0], label, (10, 300), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+        for name in PICTURED:
+            tile = render(apple.neutral + keys[name], apple.triangles, view)[0]
+            cv2.putText(tile, name, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+            tiles.append(tile)
+        rows.append(np.concatenate(tiles, axis=1))
+    cv2.imwrite(str(path), np.concatenate(rows, axis=0)[..., ::-1])
+    print(f"wrote {path}")
+
+
 def speed(goals: Goals, repeats: int) -> None:
     apple = read_reference(APPLE)
     vertices, triangles = subdivide(*subdivide(apple.neutral, apple.triangles))
@@ -101,6 +129,7 @@ def speed(goals: Goals, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--picture", type=Path, help="also write the authored and made keys' renders (.png)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
@@ -117,6 +146,8 @@ def main() -> None:
           f"from the known ones (jaw line {np.median(error[:17]):.1f}, brows {np.median(error[17:27]):.1f}, "
           f"nose {np.median(error[27:36]):.1f}, eyes {np.median(error[36:48]):.1f}, lips {np.median(error[48:]):.1f})")
     quality(goals, found, "found on a render")
+    if args.picture:
+        picture(args.picture, found)
     speed(goals, args.repeats)
     sys.exit(goals.exit_code())
 

@@ -96,11 +96,17 @@ OPENINGS = (
     (42, (43, 44), 45, (47, 46)),  # the face's left eye (ARKit's Left, +X)
 )
 OPENING_REACH = ((0.15, 0.5), (0.25, 0.7), (0.25, 0.7))  # each box's margin beyond the corners, height, in widths
+LINE_BAND = 0.05  # of the opening's width: near its line, the side is told by the way the surface faces
 
 
-def opening_sides(points: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def opening_sides(points: np.ndarray, marks: np.ndarray, normals: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Region code of each point (face frame: +Y up): 0, or which side of the mouth's / an eye's line it is on;
-    and its closeness to that line (1 on it, 0 at the region's top or bottom)."""
+    and its closeness to that line (1 on it, 0 at the region's top or bottom).
+
+    With `normals`, a point within LINE_BAND of the line is told by the way it faces instead: where lips or
+    lids touch, the upper one's underside faces down and the lower one's top faces up, which the
+    landmarks' line (a millimetre off, found on a render) cannot tell apart."""
     codes = np.zeros(len(points), dtype=np.int64)
     closeness = np.zeros(len(points))
     for k, ((first, upper, second, lower), (margin, height)) in enumerate(zip(OPENINGS, OPENING_REACH)):
@@ -110,7 +116,11 @@ def opening_sides(points: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np
         mid_y = np.interp(points[:, 0], line[:, 0], line[:, 1])
         inside = ((points[:, 0] > line[0, 0] - margin * width) & (points[:, 0] < line[-1, 0] + margin * width)
                   & (np.abs(points[:, 1] - mid_y) < height * width) & (codes == 0))
-        codes[inside] = np.where(points[inside, 1] >= mid_y[inside], 2 * k + 1, 2 * k + 2)
+        above = points[:, 1] >= mid_y
+        if normals is not None:
+            band = np.abs(points[:, 1] - mid_y) < LINE_BAND * width
+            above = np.where(band, normals[:, 1] < 0, above)
+        codes[inside] = np.where(above[inside], 2 * k + 1, 2 * k + 2)
         closeness[inside] = 1.0 - np.abs(points[inside, 1] - mid_y[inside]) / (height * width)
     return codes, closeness
 
@@ -141,10 +151,10 @@ def _read_shapes(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndar
     similarity = warp.similarity
     back = (vertices - similarity.translation) @ similarity.rotation / similarity.scale
     back_marks = (landmarks - similarity.translation) @ similarity.rotation / similarity.scale
-    target_codes = opening_sides(back, back_marks)[0]
-    ref_codes = opening_sides(face, face[reference.landmarks68])[0]
-    triangle_codes = ref_codes[face_triangles]
     target_normals = vertex_normals(vertices, triangles)
+    target_codes = opening_sides(back, back_marks, target_normals @ similarity.rotation)[0]
+    ref_codes = opening_sides(face, face[reference.landmarks68], vertex_normals(face, face_triangles))[0]
+    triangle_codes = ref_codes[face_triangles]
     out = np.zeros((len(shapes), len(vertices), 3))
     influence = np.zeros(len(vertices))
     scale = interocular(landmarks)
