@@ -214,6 +214,10 @@ class SHEAP_OT_make_arkit_keys(bpy.types.Operator):
             place_markers(obj, landmarks)
         self.report({"INFO"}, f"SHeaP: made {len(names)} ARKit shape keys on {obj.name}"
                               f"{f' ({len(clash)} replaced)' if clash else ''}")
+        if made.other_parts:
+            self.report({"WARNING"}, f"SHeaP: {obj.name}: {made.other_parts} separate part(s) of the mesh off the "
+                                     "face (eyeballs, teeth?) left as they are: eyes turn with eye bones, the lower "
+                                     "teeth follow the jaw bone (docs/arkit.md)")
         return {"FINISHED"}
 
 

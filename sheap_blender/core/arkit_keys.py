@@ -27,6 +27,7 @@ from .arkit_reference import ArkitReference, load_reference
 from .mesh_transfer import (
     Similarity,
     closest_surface_points,
+    connected_components,
     fit_similarity,
     thin_plate_warp,
     vertex_normals,
@@ -58,6 +59,7 @@ class MadeKeys:
     offsets: np.ndarray  # (52, V, 3) in the target's units
     influence: np.ndarray  # (V,) 0..1: how much of the reference's motion each vertex takes
     landmarks: np.ndarray  # (68, 3) the landmarks the keys were made from
+    other_parts: int = 0  # separate parts of the mesh off the face's skin, left unmoved (eyes, teeth)
 
 
 def interocular(landmarks: np.ndarray) -> float:
@@ -141,9 +143,46 @@ def _warped_offsets(warp: FaceWarp, reference: ArkitReference) -> np.ndarray:
     return out
 
 
-def _read_shapes(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, warp: FaceWarp,
-                 reference: ArkitReference, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(S, V, 3) the warped shapes read at each target vertex's closest point, and (V,) the influence."""
+@dataclass(frozen=True)
+class TargetHead:
+    """The head the keys are made for, with what every step needs of it."""
+
+    vertices: np.ndarray  # (V, 3)
+    triangles: np.ndarray  # (T, 3)
+    landmarks: np.ndarray  # (68, 3)
+    normals: np.ndarray  # (V, 3) unit, outward (turned round for a mesh wound inside out)
+    skin: np.ndarray  # (V,) bool: the connected part the face's landmarks lie on
+
+    @property
+    def other_parts(self) -> int:
+        """Separate parts of the mesh off the face's skin (eyeballs, teeth, a tongue): left as they are."""
+        return int(np.unique(self.parts[~self.skin]).size) if (~self.skin).any() else 0
+
+    @property
+    def parts(self) -> np.ndarray:
+        return connected_components(self.triangles, len(self.vertices))
+
+
+def target_head(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, similarity: Similarity
+                ) -> TargetHead:
+    """The target's outward normals and the part its face is on (the one most landmarks lie on)."""
+    at_marks = closest_surface_points(landmarks, vertices, triangles)
+    parts = connected_components(triangles, len(vertices))
+    marked = parts[triangles[at_marks.triangle, 0]]
+    values, counts = np.unique(marked, return_counts=True)
+    skin = parts == values[np.argmax(counts)]
+    normals = vertex_normals(vertices, triangles)
+    # the face looks toward +Z in the reference's frame: a mesh whose normals mostly point back is inside out
+    facing = at_marks.sample(triangles, normals[None])[0] @ similarity.rotation
+    if np.median(facing[27:68, 2]) < 0:
+        normals = -normals
+    return TargetHead(vertices, triangles, landmarks, normals, skin)
+
+
+def _read_shapes(head: TargetHead, warp: FaceWarp, reference: ArkitReference, shapes: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(S, V, 3) the warped shapes read at each skin vertex's closest point, and (V,) the influence."""
+    vertices, landmarks, target_normals = head.vertices, head.landmarks, head.normals
     face = reference.neutral[:reference.face_vertices]
     face_triangles = reference.face_triangles
     warped = warp.apply(face)
@@ -151,14 +190,13 @@ def _read_shapes(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndar
     similarity = warp.similarity
     back = (vertices - similarity.translation) @ similarity.rotation / similarity.scale
     back_marks = (landmarks - similarity.translation) @ similarity.rotation / similarity.scale
-    target_normals = vertex_normals(vertices, triangles)
-    target_codes = opening_sides(back, back_marks, target_normals @ similarity.rotation)[0]
+    target_codes = np.where(head.skin, opening_sides(back, back_marks, target_normals @ similarity.rotation)[0], -1)
     ref_codes = opening_sides(face, face[reference.landmarks68], vertex_normals(face, face_triangles))[0]
     triangle_codes = ref_codes[face_triangles]
     out = np.zeros((len(shapes), len(vertices), 3))
     influence = np.zeros(len(vertices))
     scale = interocular(landmarks)
-    for code in np.unique(target_codes):
+    for code in np.unique(target_codes[head.skin]):
         group = np.flatnonzero(target_codes == code)
         allowed = face_triangles[~(triangle_codes == _opposite(int(code))).any(axis=1)] if code else face_triangles
         # only surface that faces the same way counts: a lid's outside never reads its inside (or the eyeball's)
@@ -172,13 +210,13 @@ def _read_shapes(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndar
 BLINK_GAIN = (0.5, 3.0)  # the lid-contact correction's bounds
 
 
-def close_lids(keys: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,
-               similarity: Similarity) -> None:
+def close_lids(keys: np.ndarray, head: TargetHead, similarity: Similarity) -> None:
     """Finish each blink on the target's own lids: the upper lid's margin meets the lower lid's (in place).
 
     The upper lid's offsets are scaled so that its margin landmarks (37-38, 43-44) end where the lower
     lid's (41-40, 47-46) end in the same key, fully at the margin and fading toward the brow.
     """
+    vertices, triangles, landmarks = head.vertices, head.triangles, head.landmarks
     back = (vertices - similarity.translation) @ similarity.rotation / similarity.scale
     back_marks = (landmarks - similarity.translation) @ similarity.rotation / similarity.scale
     codes, closeness = opening_sides(back, back_marks)
@@ -208,12 +246,12 @@ def make_arkit_keys(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.n
     if interocular(landmarks) <= 0:
         raise ValueError("the landmarks of the two eyes coincide")
     warp = fit_face_warp(reference, landmarks)
-    shapes, influence = _read_shapes(vertices, triangles, landmarks, warp, reference,
-                                     _warped_offsets(warp, reference))
+    head = target_head(vertices, triangles, landmarks, warp.similarity)
+    shapes, influence = _read_shapes(head, warp, reference, _warped_offsets(warp, reference))
     keys = np.zeros((len(ARKIT_NAMES), len(vertices), 3))
     np.add.at(keys, [ARKIT_INDEX[c] for c in reference.channels], shapes)
-    close_lids(keys, vertices, triangles, landmarks, warp.similarity)
-    return MadeKeys(ARKIT_NAMES, keys, influence, landmarks)
+    close_lids(keys, head, warp.similarity)
+    return MadeKeys(ARKIT_NAMES, keys, influence, landmarks, head.other_parts)
 
 
 NAMING_HABITS = ("arkit", "upper_camel", "suffix")  # eyeBlinkLeft, EyeBlinkLeft, eyeBlink_L

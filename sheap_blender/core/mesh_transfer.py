@@ -85,6 +85,22 @@ def vertex_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return out
 
 
+def connected_components(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
+    """(V,) the label of each vertex's connected part (the smallest vertex id in it; a lone vertex its own)."""
+    label = np.arange(n_vertices)
+    a = triangles.ravel()
+    b = np.roll(triangles, 1, axis=1).ravel()
+    while True:  # min-label propagation along edges, with pointer jumping: a few dozen passes
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
 def _closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Barycentric weights (N, 3) of the point of each triangle (a, b, c) closest to p (Ericson, RTCD 5.1.5)."""
     ab, ac, ap = b - a, c - a, p - a

@@ -94,3 +94,33 @@ def test_key_names_read_back_in_every_habit():
         names = [key_name(channel, habit) for channel in ARKIT_NAMES]
         assert len(set(names)) == 52 and [channel_for_key(n) for n in names] == list(ARKIT_NAMES), habit
     assert key_name("eyeBlinkLeft", "suffix") == "eyeBlink_L" and key_name("jawOpen", "upper_camel") == "JawOpen"
+
+
+def sphere(centre: np.ndarray, radius: float, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """A UV sphere (its own connected part)."""
+    theta, phi = np.meshgrid(np.linspace(0.1, np.pi - 0.1, n), np.linspace(0, 2 * np.pi, n, endpoint=False))
+    points = np.stack([np.sin(theta) * np.cos(phi), np.cos(theta), np.sin(theta) * np.sin(phi)], -1).reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(n - 1), np.arange(n))
+    a, b = (j * n + i).ravel(), (((j + 1) % n) * n + i).ravel()
+    return centre + radius * points, np.concatenate([np.stack([a, b, b + 1], 1), np.stack([a, b + 1, a + 1], 1)])
+
+
+def test_separate_parts_stay_still_and_an_inside_out_mesh_is_read_the_same():
+    """Eyeballs and teeth in the same mesh (parts of their own) are left as they are; the skin's keys do not change.
+    A mesh wound inside out (its normals pointing in) gets the same keys."""
+    head = apple()
+    marks = head.neutral[head.landmarks68]
+    vertices, triangles = [head.neutral], [head.triangles]
+    count = len(head.neutral)
+    eye_centre = marks[42:48].mean(0) - np.array([0.0, 0.0, 0.012])
+    for centre, radius in ((eye_centre, 0.011), (marks[62] - np.array([0.0, 0.0, 0.01]), 0.006)):
+        points, faces = sphere(centre, radius)
+        vertices.append(points)
+        triangles.append(faces + count)
+        count += len(points)
+    made = make_arkit_keys(np.concatenate(vertices), np.concatenate(triangles), marks)
+    assert made.other_parts == 2
+    assert np.abs(made.offsets[:, len(head.neutral):]).max() == 0
+    np.testing.assert_allclose(made.offsets[:, :len(head.neutral)], made_for_apple(), atol=1e-9)
+    inside_out = make_arkit_keys(head.neutral, head.triangles[:, ::-1], marks).offsets
+    np.testing.assert_allclose(inside_out, made_for_apple(), atol=1e-9)
