@@ -1,19 +1,22 @@
 """ARKit's 52 shape keys made for a head mesh that has none, from the shipped reference (ICT-FaceKit).
 
 Given the target's vertices, triangles and its 68 landmarks (Multi-PIE layout, points on its surface):
-1. a similarity (Umeyama) on the 68 landmarks and a thin-plate warp through the inner ones (eyes, nose,
-   lips) lay the reference's face over the target's (a refinement on closest-point pairs, as in non-rigid
-   ICP, was tried and made the warp fold: benchmarks/arkit_keys.py measured it worse);
+1. a similarity (Umeyama) on the 68 landmarks and a regularised thin-plate warp near the inner ones
+   (eyes, nose, lips) lay the reference's face over the target's (a refinement on closest-point pairs,
+   as in non-rigid ICP, was tried and made the warp fold: benchmarks/arkit_keys.py measured it worse);
 2. every reference shape is carried through the same warp (the warped displaced face minus the warped
    neutral one): its offsets are turned, scaled and stretched as the warp stretches the face there, so a
    blink brings the upper lid down onto where the warp put the *target's* lower lid;
-3. every target vertex reads the shapes at its closest point of the warped reference face, on the same
-   side of the mouth and of each eye (an upper lip never reads a lower lip's offsets), where that point is
-   near and faces the same way; the influence fades out with distance instead of stopping at an edge;
-4. each eye's blink is then finished on the target's own lids: the upper lid's vertices are moved the rest
-   of the way onto the target's lower lid (lid contact from the target's own geometry).
-Shapes with halves in the reference (browInnerUp_L/_R) are summed into their channel; tongueOut has no
-source and is made as an empty key. Pure NumPy; `benchmarks/arkit_keys.py` measures it against authored keys.
+3. every vertex of the face's skin (the connected part the landmarks lie on: eyeballs, teeth and other
+   parts of their own are left as they are) reads the shapes at its closest point of the warped reference
+   face that faces the same way, on the same side of the mouth and of each eye (an upper lip never reads
+   a lower lip's offsets: near the line between them the side is told by the way the surface faces); the
+   influence fades out with distance instead of stopping at an edge;
+4. each eye's blink is then finished on the target's own lids: the upper lid's offsets are scaled so that
+   its margin meets the lower lid's (lid contact from the target's own geometry).
+A mesh wound inside out is read as if it were not. Shapes with halves in the reference (browInnerUp_L/_R)
+are summed into their channel; tongueOut has no source and is made as an empty key. Pure NumPy;
+`benchmarks/arkit_keys.py` measures it against authored keys (docs/arkit.md).
 """
 
 from __future__ import annotations
