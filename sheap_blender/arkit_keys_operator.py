@@ -221,10 +221,19 @@ class SHEAP_OT_make_arkit_keys(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def made_habit(obj: bpy.types.Object) -> str | None:
+    """The naming habit of the 52 keys the mesh has (all of them, in one habit), None when it has not."""
+    keys = obj.data.shape_keys
+    for habit in NAMING_HABITS if keys is not None else ():
+        if all(key_name(channel, habit) in keys.key_blocks for channel in ARKIT_NAMES):
+            return habit
+    return None
+
+
 def draw_make_keys(layout, context) -> None:
     """The panel's row: Place Landmarks and Make ARKit Shape Keys, for the character or the active mesh."""
     obj = context.scene.sheap_character.target or context.view_layer.objects.active
-    box = layout.box()
+    box = layout.column(align=True)
     if obj is None or obj.type != "MESH":
         box.label(text="Select a head mesh to make ARKit shape keys", icon="INFO")
         return
@@ -233,7 +242,11 @@ def draw_make_keys(layout, context) -> None:
               icon="EMPTY_DATA")
     row = box.row(align=True)
     row.operator("sheap.place_arkit_landmarks", icon="EMPTY_DATA")
-    row.operator("sheap.make_arkit_keys", icon="SHAPEKEY_DATA")
+    habit = made_habit(obj) if placed else None
+    props = row.operator("sheap.make_arkit_keys", icon="SHAPEKEY_DATA",
+                         text="Make Again (Replace)" if habit else "Make ARKit Shape Keys")
+    if habit:  # keys made here before, markers moved since: made again over the old ones, named alike
+        props.replace, props.naming = True, habit
 
 
 classes = (SHEAP_OT_place_arkit_landmarks, SHEAP_OT_make_arkit_keys)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import bpy
@@ -225,3 +226,42 @@ def test_a_head_made_a_character_is_driven_end_to_end(demo, tmp_path):
         # the face is moved by the made keys, as much as the take says: about a centimetre on the demo clip
         np.testing.assert_allclose(shape, base + np.einsum("k,kvc->vc", weights, offsets), atol=2e-6)
         assert np.linalg.norm(shape - base, axis=1).max() > 0.002, frame
+
+
+class PanelStub:
+    """Records what the panel draws; operators give their properties back, as Blender's layout does."""
+
+    def __init__(self, drawn: list):
+        self.drawn = drawn
+
+    def column(self, align=False):
+        return self
+
+    row = column
+
+    def label(self, text="", icon="NONE"):
+        self.drawn.append(("label", text))
+
+    def operator(self, idname, text="", icon="NONE"):
+        assert idname.split(".")[1] in dir(bpy.ops.sheap), idname
+        props = types.SimpleNamespace(replace=False, naming="arkit")
+        self.drawn.append(("operator", idname, text, props))
+        return props
+
+
+def test_panel_row_makes_again_over_its_own_keys(empty_scene):
+    from sheap_blender.arkit_keys_operator import draw_make_keys
+
+    obj = bare_head()
+    bpy.context.view_layer.objects.active = obj
+    drawn = []
+    draw_make_keys(PanelStub(drawn), bpy.context)
+    assert ("label", "Head: no landmarks yet") in drawn
+    make = [d for d in drawn if d[:2] == ("operator", "sheap.make_arkit_keys")][0]
+    assert make[2] == "Make ARKit Shape Keys" and not make[3].replace
+    assert bpy.ops.sheap.make_arkit_keys(naming="suffix") == {"FINISHED"}  # the active mesh
+    drawn.clear()
+    draw_make_keys(PanelStub(drawn), bpy.context)
+    assert ("label", "Head: 68 landmarks placed") in drawn
+    make = [d for d in drawn if d[:2] == ("operator", "sheap.make_arkit_keys")][0]
+    assert make[2] == "Make Again (Replace)" and make[3].replace and make[3].naming == "suffix"
