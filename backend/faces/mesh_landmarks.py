@@ -1,11 +1,12 @@
 """A head mesh's 68 face landmarks, found on a render of it: the face finder of the footage, lifted onto the surface.
 
 The mesh (face frame: +Y up, the face looking toward +Z) is drawn from the front, orthographic, with the
-NumPy z-buffer (review/raster.py), shaded as plain skin under a light from the front and above (smooth
-normals, a little ambient): enough for MediaPipe's detector and face mesh, which the footage's search
-(search.py, landmarks.py) then run on it as on any frame. Each landmark's pixel is lifted to the
-nearest face under it (its barycentric point: exact under an orthographic view), so the landmarks lie
-on the surface. A face seen in several renders is looked for at two sizes; no face: an InputError.
+NumPy z-buffer (review/raster.py), back faces culled, shaded as plain skin under a light from the front
+and above (smooth normals, a little ambient): enough for MediaPipe's detector and face mesh, which the
+footage's search (search.py, landmarks.py) then run on it as on any frame. Each landmark's pixel is
+lifted to the face drawn under it (its barycentric point: exact under an orthographic view), or to the
+nearest drawn one for a point just off the mesh, so the landmarks lie on the surface. No face: an
+InputError.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.mesh_transfer import vertex_normals
+from sheap_blender.core.mesh_transfer import triangle_normals, vertex_normals
 
 from ..review.raster import rasterise_faces
 
@@ -53,6 +54,15 @@ def render(vertices: np.ndarray, triangles: np.ndarray, view: FrontView) -> tupl
     """(S, S, 3) uint8 shaded picture and (S, S) nearest triangle per pixel (-1: background)."""
     uv = view.project(vertices)
     _, face = rasterise_faces(uv, -vertices[:, 2], triangles, view.size, view.size, perspective=False)
+    # back faces culled: through a head's eye holes (eyes as separate meshes) the picture would show the
+    # inside of the skull, and a landmark there would be lifted onto the back of the head. Which side is
+    # the front is read from what is seen first (a mesh may be wound either way).
+    facing = triangle_normals(vertices, triangles)[:, 2]
+    seen = face[face >= 0]
+    outward = 1.0 if (facing[seen] > 0).mean() >= 0.5 else -1.0
+    front = np.flatnonzero(outward * facing > 0)
+    _, culled = rasterise_faces(uv, -vertices[:, 2], triangles[front], view.size, view.size, perspective=False)
+    face = np.where(culled >= 0, front[np.maximum(culled, 0)], -1)
     normals = vertex_normals(vertices, triangles)
     drawn = face >= 0
     rows, cols = np.nonzero(drawn)
