@@ -217,12 +217,13 @@ def close_lids(keys: np.ndarray, head: TargetHead, similarity: Similarity) -> No
     """Finish each blink on the target's own lids: the upper lid's margin meets the lower lid's (in place).
 
     The upper lid's offsets are scaled so that its margin landmarks (37-38, 43-44) end where the lower
-    lid's (41-40, 47-46) end in the same key, fully at the margin and fading toward the brow.
+    lid's (41-40, 47-46) end in the same key: fully from the margin's height down, fading toward the brow.
     """
     vertices, triangles, landmarks = head.vertices, head.triangles, head.landmarks
     back = (vertices - similarity.translation) @ similarity.rotation / similarity.scale
     back_marks = (landmarks - similarity.translation) @ similarity.rotation / similarity.scale
     codes, closeness = opening_sides(back, back_marks)
+    mark_closeness = opening_sides(back_marks, back_marks)[1]
     at_marks = closest_surface_points(landmarks, vertices, triangles)
     for k, name in ((1, "eyeBlinkRight"), (2, "eyeBlinkLeft")):
         key = keys[ARKIT_INDEX[name]]
@@ -234,7 +235,9 @@ def close_lids(keys: np.ndarray, head: TargetHead, similarity: Similarity) -> No
             continue
         gain = float(np.clip((lo + dl - u) @ du / (du @ du), *BLINK_GAIN))
         lid = codes == 2 * k + 1
-        key[lid] *= (1.0 + (gain - 1.0) * closeness[lid])[:, None]
+        # the whole gain from the margin's height down (the lid's rim), fading to none at the region's top
+        margin = max(float(mark_closeness[list(upper)].mean()), 1e-6)
+        key[lid] *= (1.0 + (gain - 1.0) * np.minimum(closeness[lid] / margin, 1.0))[:, None]
 
 
 def make_arkit_keys(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,
