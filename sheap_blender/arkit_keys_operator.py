@@ -3,9 +3,11 @@
 The face's 68 landmarks (Multi-PIE layout) come from, in this order: the head's markers (empties parented
 to it, `sheap_landmark` = their number, which the user may move before making the keys again); the
 mesh's `sheap_landmark_vertices` property (68 vertex ids); else the backend finds them on a render of
-the head as Blender's Front view shows it (the face toward -Y, +Z up: mesh_landmarks.py), and they are
-then left as markers. The base shape and the keys the mesh had stay as they were; a name clash is
-refused unless `replace`; all or nothing; one undo step.
+the head as Blender's Front view shows it (the face toward -Y, +Z up; then from its sides and back:
+mesh_landmarks.py), and they are then left as markers. Where no face is seen, Place Landmarks lays them
+roughly over the head's front for the user to move; Make ARKit Shape Keys refuses. The base shape and
+the keys the mesh had stay as they were; a name clash is refused unless `replace`; all or nothing; one
+undo step.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .core.arkit_keys import NAMING_HABITS, key_name, make_arkit_keys
 from .core.arkit_names import ARKIT_NAMES
+from .core.arkit_reference import load_reference
 from .core.errors import InputError
 from .core.mesh_transfer import closest_surface_points
 
@@ -59,17 +62,28 @@ TO_FACE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # Blen
 
 
 def found_landmarks(context, obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray,
-                    python: str = "") -> np.ndarray:
-    """(68, 3) in the object's space: the backend's, on a render of the head as Blender's Front view shows it."""
+                    python: str = "", rough: bool = False) -> tuple[np.ndarray, bool]:
+    """(68, 3) in the object's space: the backend's, on renders of the head as Blender's Front view shows it
+    (then its sides and back); with `rough`, where it sees no face, the reference's laid over the head's front
+    (and True: a rough guess)."""
     from . import preferences
-    from .mesh_landmarks import find_landmarks
+    from .mesh_landmarks import NoFaceFound, find_landmarks, rough_landmarks
 
     prefs = preferences.get_preferences(context)
     python = python or (prefs.python_path() if prefs else str(preferences.default_backend_python()))
     world = np.array(obj.matrix_world)
-    in_world = vertices @ world[:3, :3].T + world[:3, 3]
-    marks = find_landmarks(python, in_world @ TO_FACE.T, triangles, obj.name) @ TO_FACE
-    return (marks - world[:3, 3]) @ np.linalg.inv(world[:3, :3]).T
+    in_face_frame = (vertices @ world[:3, :3].T + world[:3, 3]) @ TO_FACE.T
+    guessed = False
+    try:
+        marks = find_landmarks(python, in_face_frame, triangles, obj.name)
+    except NoFaceFound:
+        if not rough:
+            raise
+        reference = load_reference()
+        face = reference.neutral[:reference.face_vertices]
+        marks, guessed = rough_landmarks(in_face_frame, face, face[reference.landmarks68]), True
+    local = (marks @ TO_FACE - world[:3, 3]) @ np.linalg.inv(world[:3, :3]).T
+    return closest_surface_points(local, vertices, triangles).sample(triangles, vertices[None])[0], guessed
 
 
 def landmark_points(context, obj: bpy.types.Object, vertices: np.ndarray, triangles: np.ndarray,
@@ -88,7 +102,7 @@ def landmark_points(context, obj: bpy.types.Object, vertices: np.ndarray, triang
     ids = landmark_vertex_ids(obj)
     if ids is not None:
         return vertices[ids], "vertex ids"
-    return found_landmarks(context, obj, vertices, triangles, python), "found"
+    return found_landmarks(context, obj, vertices, triangles, python)[0], "found"
 
 
 def landmark_vertex_ids(obj: bpy.types.Object) -> np.ndarray | None:
@@ -137,15 +151,19 @@ class SHEAP_OT_place_arkit_landmarks(bpy.types.Operator):
             obj = head_object(context, self.object)
             vertices, triangles = base_mesh(obj)
             ids = landmark_vertex_ids(obj)
-            points = vertices[ids] if ids is not None else found_landmarks(context, obj, vertices, triangles,
-                                                                          self.backend_python)
+            points, guessed = (vertices[ids], False) if ids is not None else found_landmarks(
+                context, obj, vertices, triangles, self.backend_python, rough=True)
         except InputError as exc:
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}
         place_markers(obj, points)
-        where = "its landmark vertices" if ids is not None else "found on a front render"
-        self.report({"INFO"}, f"SHeaP: 68 landmarks on {obj.name} ({where}): move any that are off, then make the "
-                              "keys again")
+        if guessed:
+            self.report({"WARNING"}, f"SHeaP: {obj.name}: no face found on its renders: 68 landmarks roughly over "
+                                     "its front, move each onto its feature, then Make ARKit Shape Keys")
+        else:
+            where = "its landmark vertices" if ids is not None else "found on a render"
+            self.report({"INFO"}, f"SHeaP: 68 landmarks on {obj.name} ({where}): move any that are off, then "
+                                  "make the keys again")
         return {"FINISHED"}
 
 

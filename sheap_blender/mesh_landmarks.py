@@ -20,6 +20,11 @@ from .core.errors import InputError
 from .core.safetensors_file import write_safetensors
 
 TIMEOUT_S = 300.0
+NO_FACE = "no face found"  # how the backend's message for a mesh without a face begins
+
+
+class NoFaceFound(InputError):
+    """The backend saw no face on the mesh's renders (a face it does not know, or not a face)."""
 
 
 def find_landmarks(python: str | os.PathLike, vertices: np.ndarray, triangles: np.ndarray, name: str) -> np.ndarray:
@@ -44,6 +49,18 @@ def find_landmarks(python: str | os.PathLike, vertices: np.ndarray, triangles: n
         if done.returncode != 0:
             errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
             problem = errors[-1][len("error:"):].strip() if errors else f"the backend ended with {done.returncode}"
-            raise InputError(None, f"{name!r}: {problem.replace(str(mesh) + ': ', '')}")
+            problem = problem.replace(str(mesh) + ": ", "")
+            raise (NoFaceFound if problem.startswith(NO_FACE) else InputError)(None, f"{name!r}: {problem}")
         landmarks = np.array(json.loads(answer.read_text())["landmarks68"], dtype=np.float64)
     return landmarks
+
+
+def rough_landmarks(vertices: np.ndarray, reference_face: np.ndarray, reference_marks: np.ndarray) -> np.ndarray:
+    """(68, 3) a reference's landmarks laid over the front of the mesh's upper part (face frame: +Y up, +Z
+    toward the viewer), for the user to move where the face finder saw no face."""
+    low, high = vertices.min(0), vertices.max(0)
+    ref_low, ref_high = reference_face.min(0), reference_face.max(0)
+    scale = (high[0] - low[0]) / (ref_high[0] - ref_low[0])
+    offset = np.array([(low[0] + high[0]) / 2, high[1], high[2]]) - scale * np.array(
+        [(ref_low[0] + ref_high[0]) / 2, ref_high[1], ref_high[2]])
+    return scale * reference_marks + offset

@@ -3,7 +3,8 @@
 The mesh (face frame: +Y up, the face looking toward +Z) is drawn from the front, orthographic, with the
 NumPy z-buffer (review/raster.py), back faces culled, shaded as plain skin under a light from the front
 and above (smooth normals, a little ambient): enough for MediaPipe's detector and face mesh, which the
-footage's search (search.py, landmarks.py) then run on it as on any frame. Each landmark's pixel is
+footage's search (search.py, landmarks.py) then run on it as on any frame; from the sides and the back
+too, keeping the most frontal face (a head imported facing another way). Each landmark's pixel is
 lifted to the face drawn under it (its barycentric point: exact under an orthographic view), or to the
 nearest drawn one for a point just off the mesh, so the landmarks lie on the surface. No face: an
 InputError.
@@ -50,17 +51,22 @@ def front_view(vertices: np.ndarray, size: int = SIZE) -> FrontView:
     return FrontView(centre_x - side / 2, top, size / side, size)
 
 
+def outward(vertices: np.ndarray, triangles: np.ndarray) -> float:
+    """+1 where the triangles' normals point out of the mesh (away from its centre, area-weighted: the sign of
+    a closed mesh's volume), -1 for a mesh wound inside out."""
+    corners = vertices[triangles]
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # length: twice the area
+    return 1.0 if np.einsum("ij,ij->", normal, corners.mean(1) - vertices.mean(0)) >= 0 else -1.0
+
+
 def render(vertices: np.ndarray, triangles: np.ndarray, view: FrontView) -> tuple[np.ndarray, np.ndarray]:
     """(S, S, 3) uint8 shaded picture and (S, S) nearest triangle per pixel (-1: background)."""
     uv = view.project(vertices)
-    _, face = rasterise_faces(uv, -vertices[:, 2], triangles, view.size, view.size, perspective=False)
     # back faces culled: through a head's eye holes (eyes as separate meshes) the picture would show the
-    # inside of the skull, and a landmark there would be lifted onto the back of the head. Which side is
-    # the front is read from what is seen first (a mesh may be wound either way).
-    facing = triangle_normals(vertices, triangles)[:, 2]
-    seen = face[face >= 0]
-    outward = 1.0 if (facing[seen] > 0).mean() >= 0.5 else -1.0
-    front = np.flatnonzero(outward * facing > 0)
+    # inside of the skull, and a landmark there would be lifted onto the back of the head; a face mask
+    # seen from behind would show a hollow face, which the finder takes for one.
+    facing = outward(vertices, triangles) * triangle_normals(vertices, triangles)[:, 2]
+    front = np.flatnonzero(facing > 0)
     _, culled = rasterise_faces(uv, -vertices[:, 2], triangles[front], view.size, view.size, perspective=False)
     face = np.where(culled >= 0, front[np.maximum(culled, 0)], -1)
     normals = vertex_normals(vertices, triangles)
@@ -116,23 +122,52 @@ def read_mesh(path) -> tuple[np.ndarray, np.ndarray]:
     return vertices.astype(np.float64), triangles
 
 
+# The head turned about its up axis, as a camera walking round it sees it (a head imported facing +X or +Y):
+# quarter turns. A face in profile is still found, so the most frontal face of the four is kept.
+TURNS = (0.0, np.pi / 2, -np.pi / 2, np.pi)
+
+
+def turned(vertices: np.ndarray, angle: float) -> np.ndarray:
+    """The vertices turned by `angle` about +Y (the up axis), as the camera sees the head turned."""
+    c, s = np.cos(angle), np.sin(angle)
+    return vertices @ np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]).T
+
+
+def frontal(landmarks68: np.ndarray) -> float:
+    """How squarely a face looks at the camera: its eyes' distance over the eyes-to-mouth distance (about 1
+    seen from the front, toward 0 in profile)."""
+    eyes = landmarks68[36:42].mean(0), landmarks68[42:48].mean(0)
+    mouth = landmarks68[48:68].mean(0)
+    return float(np.linalg.norm(eyes[1] - eyes[0]) / max(np.linalg.norm(mouth - (eyes[0] + eyes[1]) / 2), 1e-9))
+
+
 def find_mesh_landmarks(vertices: np.ndarray, triangles: np.ndarray, name: str = "the mesh"
                         ) -> tuple[np.ndarray, float, np.ndarray]:
-    """(68, 3) landmarks on the surface, the face's confidence, and the picture they were found on."""
+    """(68, 3) landmarks on the surface, the face's confidence, and the picture they were found on.
+
+    The head is drawn from the front, the sides and the back (a head imported facing another way); the most
+    frontal face found is kept, its landmarks given on the mesh as it is.
+    """
     from .landmarks import Landmarker
     from .search import FaceSearch
 
     landmarker = Landmarker()
     search = FaceSearch(landmarker)
+    best = None
     try:
-        view = front_view(vertices)
-        picture, face = render(vertices, triangles, view)
-        found = search.find(picture)
+        for angle in TURNS:
+            seen = turned(vertices, angle)
+            view = front_view(seen)
+            picture, face = render(seen, triangles, view)
+            for found in search.find(picture)[:1]:
+                if best is None or frontal(found.landmarks68) > best[0]:
+                    best = (frontal(found.landmarks68), angle, found, seen, view, face, picture)
     finally:
         search.close()
         landmarker.close()
-    if not found:
-        raise InputError(name, "no face found on a front render of it: is it a face, looking toward the "
-                               "front (Blender's -Y)?")
-    best = found[0]
-    return lift(best.landmarks68, vertices, triangles, view, face), best.confidence, picture
+    if best is None:
+        raise InputError(name, "no face found on a render of it from the front, the sides or the back: is it a "
+                               "face, upright (Blender's +Z up)?")
+    _, angle, found, seen, view, face, picture = best
+    points = lift(found.landmarks68, seen, triangles, view, face)
+    return turned(points, -angle), found.confidence, picture

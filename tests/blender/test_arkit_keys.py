@@ -142,7 +142,7 @@ def test_bad_input_is_one_line_and_changes_nothing(empty_scene, case):
     else:
         name = "Nobody"
     objects = len(bpy.data.objects)
-    refused({"not a face": "'Box': no face found on a front render of it",
+    refused({"not a face": "'Box': no face found on a render of it from the front, the sides or the back",
              "not a mesh": "'Lamp' is not a head mesh", "no such object": "no object named 'Nobody'"}[case],
             object=name)
     assert obj.data.shape_keys is None and len(bpy.data.objects) == objects
@@ -265,3 +265,28 @@ def test_panel_row_makes_again_over_its_own_keys(empty_scene):
     assert ("label", "Head: 68 landmarks placed") in drawn
     make = [d for d in drawn if d[:2] == ("operator", "sheap.make_arkit_keys")][0]
     assert make[2] == "Make Again (Replace)" and make[3].replace and make[3].naming == "suffix"
+
+
+def test_a_head_facing_sideways_is_found_and_a_face_the_finder_misses_gets_rough_markers(empty_scene,
+                                                                                           backend_environment):
+    """A head imported facing +X (its mesh turned, not the object) is looked at from the side and its keys made;
+    on a mesh where no face is seen, Place Landmarks lays rough markers for the user to move (Make refuses)."""
+    obj = bare_head(landmark_ids=False)
+    turn = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # -Y (front) -> +X
+    apple = read_reference(APPLE)
+    obj.data.vertices.foreach_set("co", ((apple.neutral @ TO_BLENDER.T) @ turn.T).astype(np.float32).ravel())
+    assert bpy.ops.sheap.make_arkit_keys(object="Head") == {"FINISHED"}
+    made = key_offsets(obj, ARKIT_NAMES) @ turn  # back into the face's own frame
+    scores = {s.name: s for s in score_channels(made, authored())}
+    assert scores["jawOpen"].cosine > 0.8 and scores["eyeBlinkLeft"].cosine > 0.8
+    assert swapped_sides(made, authored()) == []
+    mesh = bpy.data.meshes.new("Box")
+    mesh.from_pydata([(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)], [],
+                     [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)])
+    box = bpy.data.objects.new("Box", mesh)
+    bpy.context.scene.collection.objects.link(box)
+    assert bpy.ops.sheap.place_arkit_landmarks(object="Box") == {"FINISHED"}
+    marks = [c for c in box.children if "sheap_landmark" in c]
+    assert len(marks) == 68
+    corners = np.array([m.location[:] for m in marks])
+    assert (corners >= -1e-6).all() and (corners <= 1 + 1e-6).all()  # on the box's surface
