@@ -61,7 +61,7 @@ class MadeKeys:
     names: tuple[str, ...]
     offsets: np.ndarray  # (52, V, 3) in the target's units
     influence: np.ndarray  # (V,) 0..1: how much of the reference's motion each vertex takes
-    landmarks: np.ndarray  # (68, 3) the landmarks the keys were made from
+    landmarks: np.ndarray  # (68, 3) the landmarks the keys were made from, on the face's skin
     other_parts: int = 0  # separate parts of the mesh off the face's skin, left unmoved (eyes, teeth)
 
 
@@ -166,17 +166,22 @@ class TargetHead:
         return connected_components(self.triangles, len(self.vertices))
 
 
-def target_head(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, similarity: Similarity
+def target_head(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, reference: ArkitReference
                 ) -> TargetHead:
-    """The target's outward normals and the part its face is on (the one most landmarks lie on)."""
+    """The part the face is on (the one most landmarks lie on), the landmarks put onto it (one found on an
+    eyeball seen through the lids goes to the skin nearest it), and the mesh's outward normals."""
     at_marks = closest_surface_points(landmarks, vertices, triangles)
     parts = connected_components(triangles, len(vertices))
     marked = parts[triangles[at_marks.triangle, 0]]
     values, counts = np.unique(marked, return_counts=True)
     skin = parts == values[np.argmax(counts)]
+    skin_triangles = triangles[skin[triangles[:, 0]]]
+    on_skin = closest_surface_points(landmarks, vertices, skin_triangles)
+    landmarks = on_skin.sample(skin_triangles, vertices[None])[0]
     normals = vertex_normals(vertices, triangles)
     # the face looks toward +Z in the reference's frame: a mesh whose normals mostly point back is inside out
-    facing = at_marks.sample(triangles, normals[None])[0] @ similarity.rotation
+    rotation = fit_similarity(reference.neutral[reference.landmarks68], landmarks).rotation
+    facing = on_skin.sample(skin_triangles, normals[None])[0] @ rotation
     if np.median(facing[27:68, 2]) < 0:
         normals = -normals
     return TargetHead(vertices, triangles, landmarks, normals, skin)
@@ -251,13 +256,13 @@ def make_arkit_keys(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.n
         raise ValueError(f"68 finite 3D landmarks are needed, not an array of shape {landmarks.shape}")
     if interocular(landmarks) <= 0:
         raise ValueError("the landmarks of the two eyes coincide")
-    warp = fit_face_warp(reference, landmarks)
-    head = target_head(vertices, triangles, landmarks, warp.similarity)
+    head = target_head(vertices, triangles, landmarks, reference)
+    warp = fit_face_warp(reference, head.landmarks)
     shapes, influence = _read_shapes(head, warp, reference, _warped_offsets(warp, reference))
     keys = np.zeros((len(ARKIT_NAMES), len(vertices), 3))
     np.add.at(keys, [ARKIT_INDEX[c] for c in reference.channels], shapes)
     close_lids(keys, head, warp.similarity)
-    return MadeKeys(ARKIT_NAMES, keys, influence, landmarks, head.other_parts)
+    return MadeKeys(ARKIT_NAMES, keys, influence, head.landmarks, head.other_parts)
 
 
 NAMING_HABITS = ("arkit", "upper_camel", "suffix")  # eyeBlinkLeft, EyeBlinkLeft, eyeBlink_L

@@ -122,5 +122,15 @@ def test_separate_parts_stay_still_and_an_inside_out_mesh_is_read_the_same():
     assert made.other_parts == 2
     assert np.abs(made.offsets[:, len(head.neutral):]).max() == 0
     np.testing.assert_allclose(made.offsets[:, :len(head.neutral)], made_for_apple(), atol=1e-9)
+    # the left eye's landmarks found on the eyeball seen through the lids (as on a render): put back on the skin
+    on_eyeball = marks.copy()
+    on_eyeball[42:48] = eye_centre + 0.011 * (marks[42:48] - eye_centre) / np.linalg.norm(
+        marks[42:48] - eye_centre, axis=1, keepdims=True)
+    again = make_arkit_keys(np.concatenate(vertices), np.concatenate(triangles), on_eyeball)
+    assert np.median(np.linalg.norm(again.landmarks[42:48] - marks[42:48], axis=1)) < 0.0025  # 1.0 mm; 4.8 off
+    blink = ARKIT_INDEX["eyeBlinkLeft"]
+    cos = (again.offsets[blink] * made.offsets[blink]).sum() / np.linalg.norm(again.offsets[blink]) / np.linalg.norm(
+        made.offsets[blink])
+    assert cos > 0.9
     inside_out = make_arkit_keys(head.neutral, head.triangles[:, ::-1], marks).offsets
     np.testing.assert_allclose(inside_out, made_for_apple(), atol=1e-9)
