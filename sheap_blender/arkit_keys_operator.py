@@ -229,7 +229,7 @@ class SHEAP_OT_make_arkit_keys(bpy.types.Operator):
             self.report({"ERROR"}, f"SHeaP: {exc}")
             return {"CANCELLED"}
         if source != "markers":  # shown, to be moved and the keys made again
-            place_markers(obj, landmarks)
+            place_markers(obj, made.landmarks)
         self.report({"INFO"}, f"SHeaP: made {len(names)} ARKit shape keys on {obj.name}"
                               f"{f' ({len(clash)} replaced)' if clash else ''}")
         if made.other_parts:
