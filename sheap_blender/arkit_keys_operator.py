@@ -38,6 +38,8 @@ def head_object(context, name: str) -> bpy.types.Object:
         obj = context.scene.sheap_character.target or context.view_layer.objects.active
     if obj is None or obj.type != "MESH" or not len(obj.data.vertices) or not len(obj.data.polygons):
         raise InputError(None, f"{obj.name if obj else 'nothing'!r} is not a head mesh: choose a mesh object")
+    if obj.mode == "EDIT":  # its mesh data lags behind the edit, and keys cannot be added there
+        raise InputError(None, f"{obj.name!r} is in Edit Mode: leave it first (Tab)")
     return obj
 
 

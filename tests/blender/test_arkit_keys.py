@@ -126,7 +126,7 @@ def test_markers_can_be_moved_and_the_keys_made_again(empty_scene):
     assert len(obj.data.shape_keys.key_blocks) == 53
 
 
-@pytest.mark.parametrize("case", ["not a face", "not a mesh", "no such object"])
+@pytest.mark.parametrize("case", ["not a face", "not a mesh", "no such object", "in edit mode"])
 def test_bad_input_is_one_line_and_changes_nothing(empty_scene, case):
     obj = bare_head(landmark_ids=False)
     if case == "not a face":  # a box: the backend finds no face on its render
@@ -139,12 +139,18 @@ def test_bad_input_is_one_line_and_changes_nothing(empty_scene, case):
     elif case == "not a mesh":
         name = bpy.data.objects.new("Lamp", bpy.data.lights.new("Lamp", "POINT")).name
         bpy.context.scene.collection.objects.link(bpy.data.objects[name])
+    elif case == "in edit mode":
+        bpy.context.view_layer.objects.active = obj
+        bpy.ops.object.mode_set(mode="EDIT")
+        name = "Head"
     else:
         name = "Nobody"
     objects = len(bpy.data.objects)
     refused({"not a face": "'Box': no face found on a render of it from the front, the sides or the back",
-             "not a mesh": "'Lamp' is not a head mesh", "no such object": "no object named 'Nobody'"}[case],
-            object=name)
+             "not a mesh": "'Lamp' is not a head mesh", "no such object": "no object named 'Nobody'",
+             "in edit mode": "'Head' is in Edit Mode: leave it first"}[case], object=name)
+    if case == "in edit mode":
+        bpy.ops.object.mode_set(mode="OBJECT")
     assert obj.data.shape_keys is None and len(bpy.data.objects) == objects
 
 
