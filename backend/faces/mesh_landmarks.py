@@ -4,8 +4,8 @@ The mesh (face frame: +Y up, the face looking toward +Z) is drawn from the front
 NumPy z-buffer (review/raster.py), back faces culled, shaded as plain skin under a light from the front
 and above (smooth normals, a little ambient): enough for MediaPipe's detector and face mesh, which the
 footage's search (search.py, landmarks.py) then run on it as on any frame; from the sides and the back
-too, keeping the most frontal face (a head imported facing another way); then once more, drawn close
-around that face (a head on a whole body is small in the first picture). Each landmark's pixel is
+too, keeping the most frontal face (a head imported facing another way); then, if that face is small in
+the picture (a head on a whole body), once more, drawn close around it. Each landmark's pixel is
 lifted to the face drawn under it (its barycentric point: exact under an orthographic view), or to the
 nearest drawn one for a point just off the mesh, so the landmarks lie on the surface. No face: an
 InputError.
@@ -26,7 +26,8 @@ SIZE = 768  # render side, pixels
 MARGIN = 0.08  # of the drawn extent, on every side
 SKIN = np.array([205.0, 160.0, 140.0])  # linear-ish RGB of plain skin
 BACKGROUND = 40
-CLOSE_UP = 0.45  # the face's share of the close view's width
+SMALL_FACE = 0.25  # of the picture's width: a face found smaller is looked at again, close up ...
+CLOSE_UP = 0.45  # ... its share of the close view's width
 LIGHT = np.array([0.25, 0.45, 1.0]) / np.linalg.norm([0.25, 0.45, 1.0])  # from the front, above, a little left
 
 
@@ -168,12 +169,12 @@ def find_mesh_landmarks(vertices: np.ndarray, triangles: np.ndarray, name: str =
             raise InputError(name, "no face found on a render of it from the front, the sides or the back: is it "
                                    "a face, upright (Blender's +Z up)?")
         _, angle, found, seen, view, face, picture = best
-        # again, drawn close around the face found (small in a render of a whole body): finer landmarks
-        close = face_view(found.landmarks68, view)
-        close_picture, close_face = render(seen, triangles, close)
-        again = [f for f in search.find(close_picture)[:1] if frontal(f.landmarks68) > 0.5 * best[0]]
-        if again:
-            found, view, face, picture = again[0], close, close_face, close_picture
+        if found.size < SMALL_FACE * view.size:  # again, drawn close around it (a head on a whole body)
+            close = face_view(found.landmarks68, view)
+            close_picture, close_face = render(seen, triangles, close)
+            again = [f for f in search.find(close_picture)[:1] if frontal(f.landmarks68) > 0.5 * best[0]]
+            if again:
+                found, view, face, picture = again[0], close, close_face, close_picture
     finally:
         search.close()
         landmarker.close()
