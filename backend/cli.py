@@ -193,6 +193,28 @@ def cmd_arkit(args: argparse.Namespace) -> None:
           f"Link Face writes it){demo}", flush=True)
 
 
+def cmd_mesh_landmarks(args: argparse.Namespace) -> None:
+    import json
+
+    import cv2
+    import numpy as np
+
+    from sheap_blender.core.atomic_file import replacing
+
+    from .faces.mesh_landmarks import find_mesh_landmarks, read_mesh
+
+    output = check_output(args.output, args.mesh)
+    picture_path = check_output(args.picture, args.mesh) if args.picture else None
+    vertices, triangles = read_mesh(_absolute(args.mesh))
+    landmarks, confidence, picture = find_mesh_landmarks(vertices, triangles, args.mesh)
+    with replacing(output) as tmp:
+        tmp.write_text(json.dumps({"landmarks68": landmarks.tolist(), "confidence": confidence}))
+    if picture_path is not None:
+        with replacing(picture_path) as tmp:
+            tmp.write_bytes(cv2.imencode(".png", np.ascontiguousarray(picture[..., ::-1]))[1].tobytes())
+    print(f"wrote {output}: 68 landmarks (face confidence {confidence:.2f})", flush=True)
+
+
 def default_cache_dir() -> Path:
     """Where built solves are kept: $XDG_CACHE_HOME/sheap-blender (~/.cache/sheap-blender)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -308,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     arkit.add_argument("-o", "--output", required=True, help="the take (.csv)")
     arkit.add_argument("--cache", help="folder for the built solve (default $XDG_CACHE_HOME/sheap-blender)")
     arkit.set_defaults(run=cmd_arkit)
+
+    marks = commands.add_parser("mesh-landmarks", help="a head mesh's 68 face landmarks, found on a front render")
+    marks.add_argument("mesh", help=".safetensors with vertices (V, 3; +Y up, the face toward +Z) and triangles")
+    marks.add_argument("-o", "--output", required=True, help="the landmarks (.json: landmarks68, confidence)")
+    marks.add_argument("--picture", help="also write the render the face was found on (.png)")
+    marks.set_defaults(run=cmd_mesh_landmarks)
 
     ply = commands.add_parser("export-ply", help="a result's Gaussians at one footage frame -> 3DGS splat PLY")
     ply.add_argument("result")

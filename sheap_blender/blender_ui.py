@@ -97,6 +97,7 @@ CLASSES = (SHEAP_OT_import_result,)
 def _modules():
     """Every module with classes to register, in order (preferences first, panels last)."""
     from . import (
+        arkit_keys_operator,
         character_mapping,
         character_operator,
         character_panel,
@@ -106,8 +107,8 @@ def _modules():
         reconstruct_operator,
     )
 
-    return (preferences, None, reconstruct_operator, people_operator, character_mapping, character_operator, panel,
-            character_panel)
+    return (preferences, None, reconstruct_operator, people_operator, character_mapping, character_operator,
+            arkit_keys_operator, panel, character_panel)
 
 
 def _classes() -> list:

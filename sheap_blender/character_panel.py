@@ -136,8 +136,10 @@ def _draw_controls(layout, rig) -> None:
 
 def draw_drive_character(layout, context) -> None:
     """The section's contents (the panel draws it; also usable elsewhere)."""
+    from .arkit_keys_operator import draw_make_keys
     from .character_rig import resolve
 
+    draw_make_keys(layout, context)
     settings = context.scene.sheap_character
     layout.prop(settings, "target")
     if settings.target is None:

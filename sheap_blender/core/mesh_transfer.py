@@ -39,9 +39,14 @@ def fit_similarity(source: np.ndarray, target: np.ndarray) -> Similarity:
 
 
 def thin_plate_warp(source: np.ndarray, target: np.ndarray, points: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-    """`points` moved by the 3D thin-plate spline that takes `source` landmarks onto `target`."""
+    """`points` moved by the 3D thin-plate spline that takes `source` landmarks onto `target`.
+
+    With `smoothing` (lambda, in the points' units) the spline passes near the landmarks instead of through
+    them: smoother, down to the affine fit as lambda grows. The 3D kernel |r| is conditionally *negative*
+    definite (the bending energy's Green's function is -|r|), so the ridge is subtracted: K - lambda I.
+    """
     n = len(source)
-    kernel = np.linalg.norm(source[:, None] - source[None], axis=-1) + smoothing * np.eye(n)
+    kernel = np.linalg.norm(source[:, None] - source[None], axis=-1) - smoothing * np.eye(n)
     affine = np.column_stack([np.ones(n), source])
     system = np.block([[kernel, affine], [affine.T, np.zeros((4, 4))]])
     rhs = np.concatenate([target - source, np.zeros((4, 3))])
@@ -78,6 +83,22 @@ def vertex_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     out = np.zeros(len(vertices))
     np.add.at(out, triangles.ravel(), np.repeat(area / 3.0, 3))
     return out
+
+
+def connected_components(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
+    """(V,) the label of each vertex's connected part (the smallest vertex id in it; a lone vertex its own)."""
+    label = np.arange(n_vertices)
+    a = triangles.ravel()
+    b = np.roll(triangles, 1, axis=1).ravel()
+    while True:  # min-label propagation along edges, with pointer jumping: a few dozen passes
+        low = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            return label
+        label = new
 
 
 def _closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -127,19 +148,25 @@ TIE = 1e-6  # metres: closest points nearer to each other than this are told apa
 
 
 def closest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
-                           candidates: int = 8, point_normals: np.ndarray | None = None) -> SurfacePoints:
+                           candidates: int = 8, point_normals: np.ndarray | None = None,
+                           min_facing: float | None = None) -> SurfacePoints:
     """The closest point of the mesh to each query point, searched on the triangles of its nearest vertices.
 
     With `point_normals`, of points within TIE of the closest, the one whose surface faces most like the
     query's normal wins: where two surfaces touch (closed lips) the choice is then the same on every
-    machine, not whichever the arithmetic's last bit favours.
+    machine, not whichever the arithmetic's last bit favours. With `min_facing` too, only surface whose
+    normal's cosine with the query's is above it counts (none found: distance inf, triangle 0).
     """
     surface_normals = vertex_normals(vertices, triangles) if point_normals is not None else None
     used = np.unique(triangles)
     nearest = np.empty((len(points), candidates), dtype=np.int64)
+    # squared distances as |p|^2 - 2 p.v + |v|^2 about the vertices' centre: one matrix product a chunk
+    centre = vertices[used].mean(0)
+    candidates_at = vertices[used] - centre
+    squared = (candidates_at ** 2).sum(1)
     for start in range(0, len(points), 1024):
-        chunk = points[start:start + 1024]
-        d2 = ((chunk[:, None, :] - vertices[None, used, :]) ** 2).sum(-1)
+        chunk = points[start:start + 1024] - centre
+        d2 = squared[None, :] - 2.0 * chunk @ candidates_at.T
         nearest[start:start + 1024] = used[np.argpartition(d2, candidates - 1, axis=1)[:, :candidates]]
     # triangles around each vertex, as a CSR list
     order = np.argsort(triangles.ravel(), kind="stable")
@@ -163,12 +190,15 @@ def closest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: 
         if surface_normals is not None:
             normal = np.einsum("nk,nkc->nc", weights, surface_normals[triangles[tri]])
             normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-            score = dist - TIE * np.einsum("nc,nc->n", normal, point_normals[query])
+            facing = np.einsum("nc,nc->n", normal, point_normals[query])
+            score = dist - TIE * facing
+            if min_facing is not None:
+                score = np.where(facing > min_facing, score, np.inf)
         better = np.zeros(len(dist), dtype=bool)
         # per query, the best of this round: sort by (query, score) and take the first of each query
         rank = np.lexsort((score, query))
         first = rank[np.r_[True, query[rank][1:] != query[rank][:-1]]]
-        better[first] = score[first] < best_score[query[first]]
+        better[first] = score[first] < best_score[query[first]]  # never an inf (refused) one
         q = query[better]
         best_score[q], best_d[q], best_t[q], best_w[q] = score[better], dist[better], tri[better], weights[better]
     return SurfacePoints(best_t, best_w, best_d)
