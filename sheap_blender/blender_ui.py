@@ -100,14 +100,15 @@ def _modules():
         character_mapping,
         character_operator,
         character_panel,
+        export_operator,
         panel,
         people_operator,
         preferences,
         reconstruct_operator,
     )
 
-    return (preferences, None, reconstruct_operator, people_operator, character_mapping, character_operator, panel,
-            character_panel)
+    return (preferences, None, reconstruct_operator, people_operator, character_mapping, character_operator,
+            export_operator, panel, character_panel)
 
 
 def _classes() -> list:
@@ -118,19 +119,21 @@ def _classes() -> list:
 
 
 def register() -> None:
-    from . import character_mapping, panel
+    from . import character_mapping, export_operator, panel
 
     for cls in _classes():
         bpy.utils.register_class(cls)
     panel.register_properties()
     character_mapping.register_properties()
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
+    bpy.types.TOPBAR_MT_file_export.append(export_operator.menu_export)
 
 
 def unregister() -> None:
-    from . import character_mapping, panel, people_operator
+    from . import character_mapping, export_operator, panel, people_operator
 
     people_operator.free_thumbnails()
+    bpy.types.TOPBAR_MT_file_export.remove(export_operator.menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     character_mapping.unregister_properties()
     panel.unregister_properties()

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
@@ -45,6 +45,7 @@ class ExportedHead:
     fps: float
     seconds: float
     remapped_keys: int = 0  # shape keys whose weights the file carries remapped into [0, 1]
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         what = "bones and shape keys" if self.format.keeps_rig else "the deformed mesh baked on every frame"
@@ -118,8 +119,14 @@ def export_head(context: bpy.types.Context | None, filepath: str | os.PathLike,
         shutil.rmtree(folder, ignore_errors=True)
         scene.frame_set(frame)
     fps = scene.render.fps / scene.render.fps_base
+    warnings = []
+    if fmt.name == "FBX" and scene.render.fps_base != 1.0:
+        # import_fbx.py converts key times with render.fps alone (not / fps_base)
+        warnings.append(f"the file's key times are frame / {fps:g} s, but Blender's own FBX importer reads them at "
+                        f"{scene.render.fps} fps: imported back into Blender the motion drifts "
+                        f"{scene.render.fps_base - 1:.1%} a frame")
     return ExportedHead(path, fmt, [o.name for o in objects], scene.frame_start, scene.frame_end, fps,
-                        time.perf_counter() - started, remapped_keys=len(ranges))
+                        time.perf_counter() - started, remapped_keys=len(ranges), warnings=warnings)
 
 
 # ------------------------------------------------------------------------------------------ checks

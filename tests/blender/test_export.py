@@ -1,0 +1,233 @@
+"""Export Head: a moving head through glTF, FBX, Alembic and USD and back with Blender's own importers, frame by
+frame; a driven character; bad paths and what a format cannot carry refused in one line, nothing left behind."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+from helpers import datablock_counts, moving_head_result, write
+from ict_character import add_head_bone, build_character
+from mathutils.kdtree import KDTree
+
+from sheap_blender.animation import fcurves_of
+from sheap_blender.core.flame_model import load_flame
+from sheap_blender.export_head import export_head
+from sheap_blender.importer import import_result
+
+N = 24  # frames: a second at 24 fps, enough for a turn, a nod, the jaw, the expressions and a blink
+TOLERANCE_MM = 0.5
+IMPORTERS = {
+    ".glb": lambda path: bpy.ops.import_scene.gltf(filepath=path),
+    ".gltf": lambda path: bpy.ops.import_scene.gltf(filepath=path),
+    ".fbx": lambda path: bpy.ops.import_scene.fbx(filepath=path),
+    ".abc": lambda path: bpy.ops.wm.alembic_import(filepath=path),
+    ".usd": lambda path: bpy.ops.wm.usd_import(filepath=path),
+    ".usdc": lambda path: bpy.ops.wm.usd_import(filepath=path),
+    ".usda": lambda path: bpy.ops.wm.usd_import(filepath=path),
+}
+
+
+@pytest.fixture(scope="module")
+def flame(demo) -> Path:
+    return demo / "flame.safetensors"
+
+
+def moving_head(flame: Path, folder: Path, fps: str = "24"):
+    sha = load_flame(flame).source_sha256
+    result = write(folder / "clip.sheap.safetensors", moving_head_result(N, fps=fps, flame_sha=sha))
+    return import_result(None, result, flame, render_over_footage=False)
+
+
+def world_vertices(obj: bpy.types.Object) -> np.ndarray:
+    """The evaluated mesh (shape keys, skinning, caches) in world space, metres."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        co = np.empty(3 * len(mesh.vertices), dtype=np.float32)
+        mesh.vertices.foreach_get("co", co)
+    finally:
+        evaluated.to_mesh_clear()
+    matrix = np.array(evaluated.matrix_world, dtype=np.float64)
+    return co.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def frames_of(obj: bpy.types.Object, frames) -> np.ndarray:
+    scene = bpy.context.scene
+    out = []
+    for frame in frames:
+        scene.frame_set(int(math.floor(frame)), subframe=frame - math.floor(frame))
+        out.append(world_vertices(obj))
+    return np.stack(out)
+
+
+def import_back(path: Path, fps: int, fps_base: float) -> bpy.types.Object:
+    """A new scene at the rig's fps, the file imported by Blender's importer; its mesh with the most vertices."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = fps, fps_base
+    IMPORTERS[path.suffix](str(path))
+    return max((o for o in bpy.data.objects if o.type == "MESH"), key=lambda o: len(o.data.vertices))
+
+
+def errors_mm(reference: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Per frame, the largest vertex distance (mm). Vertices are matched on the first frame (an exporter may
+    reorder them, and glTF splits a flat-shaded mesh's vertices by face): each imported vertex to the nearest of
+    the rig's, every one of the rig's matched."""
+    tree = KDTree(reference.shape[1])
+    for i, co in enumerate(reference[0]):
+        tree.insert(co, i)
+    tree.balance()
+    order = np.array([tree.find(co)[1] for co in got[0]])
+    assert len(np.unique(order)) == reference.shape[1], "vertices of the rig were lost"
+    if got.shape[1] == reference.shape[1]:
+        assert len(np.unique(order)) == len(order), "the first frames do not match vertex for vertex"
+    return np.linalg.norm(got - reference[:, order], axis=2).max(axis=1) * 1000.0
+
+
+def round_trip(tmp_path: Path, flame: Path, extension: str, fps: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    imported = moving_head(flame, tmp_path, fps)
+    scene = bpy.context.scene
+    frames = np.arange(scene.frame_start, scene.frame_end + 1, dtype=np.float64)
+    reference = frames_of(imported.head, frames)
+    counts, names = datablock_counts(bpy), sorted(o.name for o in bpy.data.objects)
+    target = tmp_path / f"head{extension}"
+    assert bpy.ops.sheap.export_head(filepath=str(target)) == {"FINISHED"}
+    assert datablock_counts(bpy) == counts and sorted(o.name for o in bpy.data.objects) == names
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left"
+    rate, base = scene.render.fps, scene.render.fps_base
+    head = import_back(target, rate, base)
+    return reference, frames_of(head, frames), {"fps": rate, "fps_base": base, "frames": frames}
+
+
+@pytest.mark.parametrize(("extension", "fps"), [
+    (".glb", "24"), (".gltf", "24"), (".fbx", "24"), (".abc", "24"), (".usd", "24"), (".usda", "24"),
+    (".glb", "29.97002997"), (".abc", "29.97002997"), (".usdc", "29.97002997"),
+])
+def test_moving_head_round_trip(empty_scene, flame, tmp_path, extension, fps):
+    reference, got, _ = round_trip(tmp_path, flame, extension, fps)
+    motion = np.linalg.norm(reference - reference[0], axis=2).max() * 1000.0
+    assert motion > 50.0, "the head must move for the comparison to mean anything"
+    errors = errors_mm(reference, got)
+    print(f"{extension} at {fps} fps: worst {errors.max():.4f} mm at frame {int(np.argmax(errors)) + 1} "
+          f"(motion {motion:.0f} mm)")
+    assert errors.max() < TOLERANCE_MM
+
+
+def test_fbx_at_29_97_fps_carries_the_right_times(empty_scene, flame, tmp_path):
+    """Blender's FBX importer converts key times with the integer fps (30, not 29.97), so key i lands on frame
+    1 + 1.001 i: evaluated there, every frame is the rig's. The export says so."""
+    imported = moving_head(flame, tmp_path, "29.97002997")
+    scene = bpy.context.scene
+    frames = np.arange(scene.frame_start, scene.frame_end + 1, dtype=np.float64)
+    reference = frames_of(imported.head, frames)
+    exported = export_head(None, tmp_path / "head.fbx")
+    assert any("Blender's own FBX importer" in w for w in exported.warnings)
+    head = import_back(tmp_path / "head.fbx", 30, 1.001)
+    late = frames_of(head, frames[0] + (frames - frames[0]) * 1.001)
+    assert errors_mm(reference, late).max() < TOLERANCE_MM
+
+
+def key_state(obj: bpy.types.Object) -> list:
+    """Every shape key's coordinates, range and value, and the mesh's own coordinates."""
+    co = np.empty(3 * len(obj.data.vertices), dtype=np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    state = [obj.name, obj.data.name, co.tobytes()]
+    for block in obj.data.shape_keys.key_blocks:
+        block.data.foreach_get("co", co)
+        state.append((block.name, co.tobytes(), block.slider_min, block.slider_max))
+    return state
+
+
+@pytest.mark.parametrize("extension", [".glb", ".usdc"])
+def test_unit_weights_in_the_file_rig_untouched(empty_scene, flame, tmp_path, extension):
+    """glTF and USD files carry weights in [0, 1] (Blender's importers clamp there); the rig stays as it was."""
+    imported = moving_head(flame, tmp_path)
+    assert min(k.slider_min for k in imported.head.data.shape_keys.key_blocks) < -1.0, "negative weights to remap"
+    before = key_state(imported.head)
+    exported = export_head(None, tmp_path / f"head{extension}")
+    assert exported.remapped_keys > 10 and "remapped into 0..1" in exported.summary()
+    assert key_state(imported.head) == before
+    head = import_back(tmp_path / f"head{extension}", 24, 1.0)
+    values = []
+    for curve in fcurves_of(head.data.shape_keys):
+        co = np.empty(2 * len(curve.keyframe_points), dtype=np.float64)
+        curve.keyframe_points.foreach_get("co", co)
+        values.append(co[1::2])
+    values = np.concatenate(values)
+    assert len(values) and values.min() >= -1e-6 and values.max() <= 1 + 1e-6
+
+
+def test_driven_character_round_trip(empty_scene, flame, tmp_path):
+    """A character (ICT-FaceKit's ARKit head skinned to a head bone) driven from a result: shape keys and bone."""
+    obj = build_character()
+    rig = add_head_bone(obj)
+    obj.parent = rig
+    group = obj.vertex_groups.new(name="head")
+    group.add(list(range(len(obj.data.vertices))), 1.0, "REPLACE")
+    modifier = obj.modifiers.new("Armature", "ARMATURE")
+    modifier.object = rig
+    sha = load_flame(flame).source_sha256
+    result = write(tmp_path / "clip.sheap.safetensors", moving_head_result(N, flame_sha=sha))
+    assert bpy.ops.sheap.drive_character(object=obj.name, result=str(result), flame=str(flame)) == {"FINISHED"}
+    scene = bpy.context.scene
+    frames = np.arange(1, N + 1, dtype=np.float64)
+    scene.frame_start, scene.frame_end = 1, N
+    reference = frames_of(obj, frames)
+    assert np.linalg.norm(reference - reference[0], axis=2).max() * 1000.0 > 20.0
+    extensions = (".glb", ".fbx", ".abc", ".usdc")
+    for extension in extensions:
+        exported = export_head(None, tmp_path / f"face{extension}", obj)
+        assert exported.objects == [rig.name, obj.name]
+    rate, base = scene.render.fps, scene.render.fps_base
+    for extension in extensions:
+        head = import_back(tmp_path / f"face{extension}", rate, base)
+        errors = errors_mm(reference, frames_of(head, frames))
+        print(f"character {extension}: worst {errors.max():.4f} mm")
+        assert errors.max() < TOLERANCE_MM, extension
+
+
+def run_refused(path: Path) -> str:
+    """The operator's one-line error (bpy.ops raises it as RuntimeError in the background)."""
+    with pytest.raises(RuntimeError) as caught:
+        bpy.ops.sheap.export_head(filepath=str(path))
+    message = str(caught.value).strip()
+    assert "Traceback" not in message and len(message.splitlines()) == 1, message
+    return message
+
+
+def test_bad_paths_refused_nothing_written(empty_scene, flame, tmp_path):
+    moving_head(flame, tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert "picked by the file's extension" in run_refused(tmp_path / "head.obj")
+    assert "no extension" in run_refused(tmp_path / "head")
+    assert "does not exist" in run_refused(tmp_path / "missing" / "head.glb")
+    (tmp_path / "folder.glb").mkdir()
+    assert "is a folder" in run_refused(tmp_path / "folder.glb")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["folder.glb"])
+
+
+def test_what_a_format_cannot_carry_is_refused(empty_scene, flame, tmp_path):
+    """A modifier on top of the skinning cannot go into a rigged format: refused (the old file kept), and
+    Alembic, which bakes the mesh, carries it."""
+    imported = moving_head(flame, tmp_path)
+    imported.head.modifiers.new("Smooth", "SMOOTH")
+    old = tmp_path / "head.glb"
+    old.write_bytes(b"the user's earlier file")
+    counts = datablock_counts(bpy)
+    for extension in (".glb", ".fbx", ".usdc"):
+        message = run_refused(tmp_path / f"head{extension}")
+        assert "modifier 'Smooth'" in message and "Alembic" in message, message
+    assert old.read_bytes() == b"the user's earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.sheap.safetensors", "head.glb"]
+    assert datablock_counts(bpy) == counts
+    assert bpy.ops.sheap.export_head(filepath=str(tmp_path / "head.abc")) == {"FINISHED"}
+
+
+def test_nothing_to_export(empty_scene, tmp_path):
+    message = run_refused(tmp_path / "head.glb")
+    assert "no SHeaP rig or character to export" in message
+    assert not list(tmp_path.iterdir())
