@@ -318,8 +318,11 @@ def _run_exporter(fmt: ExportFormat, path: Path, scene: bpy.types.Scene, head: b
                 export_lights=False, export_apply=False, export_yup=True)
         elif fmt.name == "FBX":
             _call(bpy.ops.export_scene.fbx,
+                # one take of the scene's range, key times frame / fps: "all actions" would add a take for every
+                # action whose paths resolve on the armature (another person's rig's motion among them)
                 filepath=str(path), use_selection=True, object_types={"EMPTY", "ARMATURE", "MESH"}, bake_anim=True,
-                bake_anim_use_all_actions=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
+                bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False, bake_anim_step=1.0,
+                bake_anim_simplify_factor=0.0,
                 bake_anim_force_startend_keying=True, add_leaf_bones=False, use_armature_deform_only=False)
         elif fmt.name == "ALEMBIC":
             _call(bpy.ops.wm.alembic_export,

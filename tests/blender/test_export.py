@@ -23,7 +23,8 @@ TOLERANCE_MM = 0.5
 IMPORTERS = {
     ".glb": lambda path: bpy.ops.import_scene.gltf(filepath=path),
     ".gltf": lambda path: bpy.ops.import_scene.gltf(filepath=path),
-    ".fbx": lambda path: bpy.ops.import_scene.fbx(filepath=path),
+    # key times in the file are frame / fps; the importer's default Animation Offset (1) would add a frame
+    ".fbx": lambda path: bpy.ops.import_scene.fbx(filepath=path, anim_offset=0.0),
     ".abc": lambda path: bpy.ops.wm.alembic_import(filepath=path),
     ".usd": lambda path: bpy.ops.wm.usd_import(filepath=path),
     ".usdc": lambda path: bpy.ops.wm.usd_import(filepath=path),
@@ -36,10 +37,10 @@ def flame(demo) -> Path:
     return demo / "flame.safetensors"
 
 
-def moving_head(flame: Path, folder: Path, fps: str = "24"):
+def moving_head(flame: Path, folder: Path, fps: str = "24", frame_start: int = 1):
     sha = load_flame(flame).source_sha256
     result = write(folder / "clip.sheap.safetensors", moving_head_result(N, fps=fps, flame_sha=sha))
-    return import_result(None, result, flame, render_over_footage=False)
+    return import_result(None, result, flame, render_over_footage=False, frame_start=frame_start)
 
 
 def world_vertices(obj: bpy.types.Object) -> np.ndarray:
@@ -88,8 +89,9 @@ def errors_mm(reference: np.ndarray, got: np.ndarray) -> np.ndarray:
     return np.linalg.norm(got - reference[:, order], axis=2).max(axis=1) * 1000.0
 
 
-def round_trip(tmp_path: Path, flame: Path, extension: str, fps: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    imported = moving_head(flame, tmp_path, fps)
+def round_trip(tmp_path: Path, flame: Path, extension: str, fps: str,
+               frame_start: int = 1) -> tuple[np.ndarray, np.ndarray, dict]:
+    imported = moving_head(flame, tmp_path, fps, frame_start)
     scene = bpy.context.scene
     frames = np.arange(scene.frame_start, scene.frame_end + 1, dtype=np.float64)
     reference = frames_of(imported.head, frames)
@@ -103,23 +105,25 @@ def round_trip(tmp_path: Path, flame: Path, extension: str, fps: str) -> tuple[n
     return reference, frames_of(head, frames), {"fps": rate, "fps_base": base, "frames": frames}
 
 
-@pytest.mark.parametrize(("extension", "fps"), [
-    (".glb", "24"), (".gltf", "24"), (".fbx", "24"), (".abc", "24"), (".usd", "24"), (".usda", "24"),
-    (".glb", "29.97002997"), (".abc", "29.97002997"), (".usdc", "29.97002997"),
+@pytest.mark.parametrize(("extension", "fps", "frame_start"), [
+    (".glb", "24", 1), (".gltf", "24", 1), (".fbx", "24", 1), (".abc", "24", 1), (".usd", "24", 1),
+    (".usda", "24", 1), (".glb", "29.97002997", 1), (".abc", "29.97002997", 1), (".usdc", "29.97002997", 1),
+    (".glb", "24", 101), (".fbx", "24", 101), (".abc", "24", 101), (".usdc", "24", 101),
 ])
-def test_moving_head_round_trip(empty_scene, flame, tmp_path, extension, fps):
-    reference, got, _ = round_trip(tmp_path, flame, extension, fps)
+def test_moving_head_round_trip(empty_scene, flame, tmp_path, extension, fps, frame_start):
+    """The clip on the scene's frames (from 1, or later in a longer scene) at the rig's fps."""
+    reference, got, _ = round_trip(tmp_path, flame, extension, fps, frame_start)
     motion = np.linalg.norm(reference - reference[0], axis=2).max() * 1000.0
     assert motion > 50.0, "the head must move for the comparison to mean anything"
     errors = errors_mm(reference, got)
-    print(f"{extension} at {fps} fps: worst {errors.max():.4f} mm at frame {int(np.argmax(errors)) + 1} "
-          f"(motion {motion:.0f} mm)")
+    print(f"{extension} at {fps} fps from frame {frame_start}: worst {errors.max():.4f} mm at frame "
+          f"{frame_start + int(np.argmax(errors))} (motion {motion:.0f} mm)")
     assert errors.max() < TOLERANCE_MM
 
 
 def test_fbx_at_29_97_fps_carries_the_right_times(empty_scene, flame, tmp_path):
-    """Blender's FBX importer converts key times with the integer fps (30, not 29.97), so key i lands on frame
-    1 + 1.001 i: evaluated there, every frame is the rig's. The export says so."""
+    """Blender's FBX importer converts key times with the integer fps (30, not 29.97), so frame f's key lands on
+    frame 1.001 f: evaluated there, every frame is the rig's. The export says so."""
     imported = moving_head(flame, tmp_path, "29.97002997")
     scene = bpy.context.scene
     frames = np.arange(scene.frame_start, scene.frame_end + 1, dtype=np.float64)
@@ -127,7 +131,7 @@ def test_fbx_at_29_97_fps_carries_the_right_times(empty_scene, flame, tmp_path):
     exported = export_head(None, tmp_path / "head.fbx")
     assert any("Blender's own FBX importer" in w for w in exported.warnings)
     head = import_back(tmp_path / "head.fbx", 30, 1.001)
-    late = frames_of(head, frames[0] + (frames - frames[0]) * 1.001)
+    late = frames_of(head, frames * 1.001)
     assert errors_mm(reference, late).max() < TOLERANCE_MM
 
 
@@ -231,3 +235,22 @@ def test_nothing_to_export(empty_scene, tmp_path):
     message = run_refused(tmp_path / "head.glb")
     assert "no SHeaP rig or character to export" in message
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("extension", [".fbx", ".glb", ".usdc"])
+def test_each_person_exports_its_own_motion(empty_scene, flame, tmp_path, extension):
+    """Two rigs in the scene (a rig per person): each file carries its own rig's motion only."""
+    first = moving_head(flame, tmp_path)
+    other = moving_head_result(N, seed=4)
+    other.params["neck_pose"] *= -1.0
+    other.params["expr"] *= -0.5
+    second = import_result(None, write(tmp_path / "other.sheap.safetensors", other), flame, target="NEW",
+                           render_over_footage=False)
+    frames = np.arange(1, N + 1, dtype=np.float64)
+    reference = frames_of(second.head, frames)
+    assert np.linalg.norm(reference - frames_of(first.head, frames), axis=2).max() * 1000.0 > 20.0
+    assert bpy.ops.sheap.export_head(filepath=str(tmp_path / f"second{extension}"), target=second.armature.name) \
+        == {"FINISHED"}
+    head = import_back(tmp_path / f"second{extension}", 24, 1.0)
+    assert len([o for o in bpy.data.objects if o.type == "ARMATURE"]) == 1
+    assert errors_mm(reference, frames_of(head, frames)).max() < TOLERANCE_MM
