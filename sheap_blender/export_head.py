@@ -332,7 +332,8 @@ def _run_exporter(fmt: ExportFormat, path: Path, scene: bpy.types.Scene, head: b
         else:
             _call(bpy.ops.wm.usd_export,
                 filepath=str(path), selected_objects_only=True, visible_objects_only=False, export_animation=True,
-                export_armatures=True, export_shapekeys=True, only_deform_bones=False)
+                export_armatures=True, export_shapekeys=True, only_deform_bones=False,
+                convert_world_material=False)  # the scene's world is not the head's (it would add a dome light)
     except RuntimeError as exc:
         lines = [line for line in str(exc).splitlines() if line.strip()]
         raise InputError(path.name, f"Blender's {fmt.label} exporter failed: {lines[-1] if lines else exc}") from None

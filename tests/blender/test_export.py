@@ -4,6 +4,8 @@ frame; a driven character; bad paths and what a format cannot carry refused in o
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import bpy
@@ -18,6 +20,7 @@ from sheap_blender.core.flame_model import load_flame
 from sheap_blender.export_head import export_head
 from sheap_blender.importer import import_result
 
+REPO = Path(__file__).resolve().parents[2]
 N = 24  # frames: a second at 24 fps, enough for a turn, a nod, the jaw, the expressions and a blink
 TOLERANCE_MM = 0.5
 IMPORTERS = {
@@ -254,3 +257,35 @@ def test_each_person_exports_its_own_motion(empty_scene, flame, tmp_path, extens
     head = import_back(tmp_path / f"second{extension}", 24, 1.0)
     assert len([o for o in bpy.data.objects if o.type == "ARMATURE"]) == 1
     assert errors_mm(reference, frames_of(head, frames)).max() < TOLERANCE_MM
+
+
+def bake(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "bake.py"), "--", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.usefixtures("backend_environment")
+def test_bake_writes_the_export_beside_the_blend(demo, tmp_path):
+    """`bake.py --export usdc`: DIR/<clip>.usdc beside DIR/<clip>.blend, the same head on every frame."""
+    frames = tmp_path / "take"
+    frames.mkdir()
+    command = ("import sys, cv2\ncapture = cv2.VideoCapture(sys.argv[1])\n"
+               "for i in range(8):\n    cv2.imwrite(f'{sys.argv[2]}/{i:04d}.png', capture.read()[1])\n")
+    subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", command, str(demo / "astronaut.mp4"), str(frames)],
+                   check=True)
+    common = ("--flame", demo / "flame.safetensors", "--weights", demo / "demo_sheap_model.pt", "--backend-python",
+              REPO / ".venv" / "bin" / "python", "--device", "cpu")
+    refused = bake(frames, "--out", tmp_path / "out", "--export", "obj", *common)
+    assert refused.returncode == 2 and "picked by the file's extension" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "out").exists()
+    completed = bake(frames, "--out", tmp_path / "out", "--export", "usdc", *common)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.endswith(".safetensors")) == [
+        "take.blend", "take.usdc"]
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "out" / "take.blend"))
+    scene = bpy.context.scene
+    head = next(o for o in bpy.data.objects if o.get("sheap_role") == "head")
+    frame_numbers = np.arange(scene.frame_start, scene.frame_end + 1, dtype=np.float64)
+    reference = frames_of(head, frame_numbers)
+    imported = import_back(tmp_path / "out" / "take.usdc", scene.render.fps, scene.render.fps_base)
+    assert errors_mm(reference, frames_of(imported, frame_numbers)).max() < TOLERANCE_MM
