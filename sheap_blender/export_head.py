@@ -313,7 +313,9 @@ def _run_exporter(fmt: ExportFormat, path: Path, scene: bpy.types.Scene, head: b
                 filepath=str(path), export_format="GLB" if path.suffix.lower() == ".glb" else "GLTF_SEPARATE",
                 use_selection=True, export_animations=True, export_animation_mode="ACTIVE_ACTIONS",
                 export_nla_strips_merged_animation_name=name, export_frame_range=True, export_force_sampling=True,
-                export_frame_step=1, export_optimize_animation_size=False, export_morph=True,
+                # not "all actions bound to a single armature": on 4.2 that is another person's rig's motion too
+                export_frame_step=1, export_optimize_animation_size=False, export_anim_single_armature=False,
+                export_morph=True,
                 export_morph_animation=True, export_skins=True, export_all_influences=most > 4, export_cameras=False,
                 export_lights=False, export_apply=False, export_yup=True)
         elif fmt.name == "FBX":
