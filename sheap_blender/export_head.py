@@ -109,7 +109,7 @@ def export_head(context: bpy.types.Context | None, filepath: str | os.PathLike,
     try:
         with _stand_in(head, ranges) as exported, \
                 _selected(context.view_layer, [exported if o == head else o for o in objects]):
-            _run_exporter(fmt, folder / path.name, scene, head, name=objects[0].name)
+            _run_exporter(fmt, folder / path.name, scene, exported, name=objects[0].name)
         written = sorted(folder.iterdir(), key=lambda p: p.name == path.name)  # the named file last
         if not written or written[-1].name != path.name:
             raise InputError(path, f"Blender's {fmt.label} exporter wrote no file")

@@ -289,3 +289,43 @@ def test_bake_writes_the_export_beside_the_blend(demo, tmp_path):
     reference = frames_of(head, frame_numbers)
     imported = import_back(tmp_path / "out" / "take.usdc", scene.render.fps, scene.render.fps_base)
     assert errors_mm(reference, frames_of(imported, frame_numbers)).max() < TOLERANCE_MM
+
+
+def test_a_failed_export_leaves_scene_and_files_as_they_were(empty_scene, flame, tmp_path, monkeypatch):
+    """The exporter failing with the stand-in in place: the stand-in goes, the names come back, no file."""
+    from sheap_blender import export_head as module
+    from sheap_blender.core.errors import InputError
+
+    imported = moving_head(flame, tmp_path)
+    counts, names = datablock_counts(bpy), sorted(o.name for o in bpy.data.objects)
+    meshes = sorted(m.name for m in bpy.data.meshes)
+    seen = []
+
+    def failing(fmt, path, scene, head, name):
+        seen.append((head.name, head != imported.head, len(bpy.data.objects)))
+        path.write_bytes(b"half a file")
+        raise InputError(path.name, "Blender's glTF 2.0 exporter failed: disk full")
+
+    monkeypatch.setattr(module, "_run_exporter", failing)
+    message = run_refused(tmp_path / "head.glb")
+    assert "disk full" in message
+    assert seen == [(imported.head.name, True, len(names) + 1)], "the stand-in, under the head's name, was exported"
+    assert datablock_counts(bpy) == counts and sorted(o.name for o in bpy.data.objects) == names
+    assert sorted(m.name for m in bpy.data.meshes) == meshes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.sheap.safetensors"]
+
+
+def test_driven_shape_keys_refused_for_gltf_and_usd(empty_scene, tmp_path):
+    """Weights a driver sets cannot be remapped: glTF and USD refuse them by name; Alembic bakes them."""
+    obj = build_character()
+    block = obj.data.shape_keys.key_blocks[1]
+    driver = block.driver_add("value").driver
+    driver.expression = "frame / 10"
+    bpy.context.view_layer.objects.active = obj
+    for extension in (".glb", ".usdc"):
+        message = run_refused(tmp_path / f"face{extension}")
+        assert "driven by drivers" in message and block.name in message
+    assert not list(tmp_path.iterdir())
+    assert bpy.ops.sheap.export_head(filepath=str(tmp_path / "face.abc")) == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="no object named 'Nobody'"):
+        bpy.ops.sheap.export_head(filepath=str(tmp_path / "face.abc"), target="Nobody")
