@@ -18,7 +18,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,30 +56,45 @@ class ExportedHead:
         return text
 
 
-def export_objects(context: bpy.types.Context, obj: bpy.types.Object | None) -> tuple[bpy.types.Object, list]:
-    """The mesh that moves and every object to export with it: a SHeaP rig's root, armature and head, or a
-    character's mesh, its armatures and their parents. InputError when there is nothing to export."""
+def export_objects(context: bpy.types.Context, obj: bpy.types.Object | None) -> tuple[list, list]:
+    """The meshes that move and every object to export with them: a SHeaP rig's root, armature and head; or a
+    character's mesh, the armatures that deform it or take the head's rotation, the other meshes those armatures
+    deform (eyes, teeth, a body), and their parents. InputError when there is nothing to export."""
     root = rig_root(obj) if obj is not None else selected_rig(context, None)
     if root is not None:
         parts = rig_parts(root)
         if "armature" not in parts or "head" not in parts:
             raise InputError(None, f"the SHeaP rig {root.name!r} has lost its armature or head: nothing to export")
-        return parts["head"], [root, parts["armature"], parts["head"]]
+        return [parts["head"]], [root, parts["armature"], parts["head"]]
     mesh = obj if obj is not None else context.active_object
     if mesh is None or mesh.type != "MESH":
         raise InputError(None, "no SHeaP rig or character to export: select the rig (or any part of it) or the "
                                "character's mesh")
-    armatures = [m.object for m in mesh.modifiers if m.type == "ARMATURE" and m.object is not None]
+    armatures = _armatures_of(mesh)
     settings = getattr(mesh, "sheap_character", None)
-    if settings is not None and settings.head_armature is not None:
+    if settings is not None and settings.head_armature is not None and settings.head_armature not in armatures:
         armatures.append(settings.head_armature)
+    meshes = [mesh] + [o for o in context.scene.objects
+                       if o.type == "MESH" and o != mesh and set(_armatures_of(o)) & set(armatures)]
     objects: list = []
-    for item in [mesh, *armatures]:
-        while item is not None:
-            if item not in objects:
-                objects.append(item)
+    for item in [*meshes, *armatures]:
+        chain = []
+        while item is not None and item not in objects:
+            chain.append(item)
             item = item.parent
-    return mesh, objects[::-1]
+        objects[len(objects):] = chain
+    by_depth = sorted(objects, key=lambda o: len(list(_ancestors(o))))  # parents before children
+    return meshes, by_depth
+
+
+def _armatures_of(mesh: bpy.types.Object) -> list:
+    return [m.object for m in mesh.modifiers if m.type == "ARMATURE" and m.object is not None]
+
+
+def _ancestors(obj: bpy.types.Object):
+    while obj.parent is not None:
+        obj = obj.parent
+        yield obj
 
 
 def export_head(context: bpy.types.Context | None, filepath: str | os.PathLike,
@@ -91,25 +106,27 @@ def export_head(context: bpy.types.Context | None, filepath: str | os.PathLike,
     context = context or bpy.context
     fmt = format_for(filepath)
     path = check_output(filepath)
-    head, objects = export_objects(context, obj)
+    meshes, objects = export_objects(context, obj)
     scene = context.scene
     if scene.frame_end < scene.frame_start:
         raise InputError(None, f"the scene's frame range {scene.frame_start}-{scene.frame_end} is empty")
-    _check_carried(fmt, head)
+    for mesh in meshes:
+        _check_carried(fmt, mesh)
     missing = [o.name for o in objects if o.name not in context.view_layer.objects]
     if missing:
         raise InputError(None, f"{', '.join(missing)} not in the view layer (an excluded collection?): "
                                "include it to export")
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
-    ranges = _weight_ranges(head) if fmt.unit_weights else {}
+    ranges = {mesh.name: _weight_ranges(mesh) for mesh in meshes} if fmt.unit_weights else {}
     frame = scene.frame_current
     folder = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.export")
     folder.mkdir()
     try:
-        with _stand_in(head, ranges) as exported, \
-                _selected(context.view_layer, [exported if o == head else o for o in objects]):
-            _run_exporter(fmt, folder / path.name, scene, exported, name=objects[0].name)
+        with ExitStack() as stack:
+            exported = {mesh: stack.enter_context(_stand_in(mesh, ranges.get(mesh.name, {}))) for mesh in meshes}
+            stack.enter_context(_selected(context.view_layer, [exported.get(o, o) for o in objects]))
+            _run_exporter(fmt, folder / path.name, scene, list(exported.values()), name=objects[0].name)
         written = sorted(folder.iterdir(), key=lambda p: p.name == path.name)  # the named file last
         if not written or written[-1].name != path.name:
             raise InputError(path, f"Blender's {fmt.label} exporter wrote no file")
@@ -126,7 +143,8 @@ def export_head(context: bpy.types.Context | None, filepath: str | os.PathLike,
                         f"{scene.render.fps} fps: imported back into Blender the motion drifts "
                         f"{scene.render.fps_base - 1:.1%} a frame")
     return ExportedHead(path, fmt, [o.name for o in objects], scene.frame_start, scene.frame_end, fps,
-                        time.perf_counter() - started, remapped_keys=len(ranges), warnings=warnings)
+                        time.perf_counter() - started, remapped_keys=sum(len(r) for r in ranges.values()),
+                        warnings=warnings)
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -304,11 +322,11 @@ def _selected(view_layer: bpy.types.ViewLayer, chosen: list) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------ exporters
 
 
-def _run_exporter(fmt: ExportFormat, path: Path, scene: bpy.types.Scene, head: bpy.types.Object, name: str) -> None:
-    """Blender's exporter for `fmt` with every setting the head's playback depends on."""
+def _run_exporter(fmt: ExportFormat, path: Path, scene: bpy.types.Scene, meshes: list, name: str) -> None:
+    """Blender's exporter for `fmt` with every setting the meshes' playback depends on."""
     try:
         if fmt.name == "GLTF":
-            most = max((len(v.groups) for v in head.data.vertices), default=0)
+            most = max((len(v.groups) for mesh in meshes for v in mesh.data.vertices), default=0)
             _call(bpy.ops.export_scene.gltf,
                 filepath=str(path), export_format="GLB" if path.suffix.lower() == ".glb" else "GLTF_SEPARATE",
                 use_selection=True, export_animations=True, export_animation_mode="ACTIVE_ACTIONS",
