@@ -231,8 +231,12 @@ def _stand_in(head: bpy.types.Object, ranges: dict[str, tuple[float, float]]) ->
         _remap_geometry(copy, ranges)
         head.name, head.data.name = f"{name} (exporting)", f"{data_name} (exporting)"
         copy.name, copy.data.name = name, data_name
+        made["shown"] = head.hide_viewport
+        head.hide_viewport = True  # not evaluated on every frame the exporter samples
         yield copy
     finally:
+        if "shown" in made:
+            head.hide_viewport = made["shown"]
         bpy.data.objects.remove(made["object"])
         bpy.data.meshes.remove(made["mesh"])  # its shape keys go with it
         if made["action"] is not None:
