@@ -4,8 +4,8 @@
 
 The rig is the demo stand-in FLAME (made by `.venv/bin/python -m backend make-demo`) keyed from a moving head
 (tests/blender/helpers.py: turned, nodding, jaw, ten expressions, a blink) on `--frames` frames at 24 fps.
-For each format, medians (and spread) of `--repeats` runs after a warm-up: `export_head` (the settings, the
-[0, 1]-weight stand-in for glTF and USD, the hidden folder and the move), and the baseline: the same
+For each format, medians (and spread) of `--repeats` runs each, taking turns after a warm-up: `export_head`
+(the settings, the [0, 1]-weight stand-in for glTF and USD, the hidden folder and the move), and the baseline: the same
 exporter on the same selected objects at its defaults (USD with its Animation option on, else it writes
 one frame). Goal (met / MISS; the exit code counts them): Export Head within 2x the baseline in every format.
 Exits with os._exit: bpy can hang in interpreter shutdown.
@@ -45,13 +45,15 @@ def plain_export(extension: str, path: Path) -> None:
         bpy.ops.wm.usd_export(filepath=str(path), selected_objects_only=True, export_animation=True)
 
 
-def timed(run, repeats: int) -> list[float]:
-    run()  # warm-up
-    times = []
+def timed_pair(first, second, repeats: int) -> tuple[list[float], list[float]]:
+    """Both after a warm-up each, taking turns (a changing load on a shared machine falls on both alike)."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
+        for run, out in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            run()
+            out.append(time.perf_counter() - started)
     return times
 
 
@@ -83,11 +85,16 @@ def main() -> int:
         print(f"Blender {bpy.app.version_string}, {args.frames} frames, the demo head (5,023 vertices, "
               f"{len(rig.head.data.shape_keys.key_blocks) - 1} shape keys, 5 bones); {machine_line()}")
         for extension in EXTENSIONS:
-            ours = timed(lambda e=extension: export_head(None, tmp / f"head{e}", rig.root), args.repeats)
+            def ours(e=extension):
+                export_head(None, tmp / f"head{e}", rig.root)
+
+            def plain(e=extension):
+                for obj in bpy.context.view_layer.objects:
+                    obj.select_set(obj in (rig.root, rig.armature, rig.head))
+                plain_export(e, tmp / f"plain{e}")
+
+            ours, plain = timed_pair(ours, plain, args.repeats)
             size = (tmp / f"head{extension}").stat().st_size / 1e6
-            for obj in bpy.context.view_layer.objects:
-                obj.select_set(obj in (rig.root, rig.armature, rig.head))
-            plain = timed(lambda e=extension: plain_export(e, tmp / f"plain{e}"), args.repeats)
             mine, base = statistics.median(ours), statistics.median(plain)
             print(f"{extension}: Export Head median {mine:.2f} s ({min(ours):.2f}-{max(ours):.2f}, "
                   f"{mine / args.frames * 1000:.1f} ms a frame, {size:.1f} MB); the exporter at its defaults "

@@ -350,12 +350,12 @@ def _run_exporter(fmt: ExportFormat, path: Path, scene: bpy.types.Scene, meshes:
                 bake_anim_force_startend_keying=True, add_leaf_bones=False, use_armature_deform_only=False)
         elif fmt.name == "ALEMBIC":
             _call(bpy.ops.wm.alembic_export,
-                filepath=str(path), selected=True, visible_objects_only=False, start=scene.frame_start,
+                filepath=str(path), selected=True, start=scene.frame_start,
                 end=scene.frame_end, xsamples=1, gsamples=1, flatten=False, export_hair=False,
                 export_particles=False, evaluation_mode="RENDER")
         else:
             _call(bpy.ops.wm.usd_export,
-                filepath=str(path), selected_objects_only=True, visible_objects_only=False, export_animation=True,
+                filepath=str(path), selected_objects_only=True, export_animation=True,
                 export_armatures=True, export_shapekeys=True, only_deform_bones=False,
                 convert_world_material=False)  # the scene's world is not the head's (it would add a dome light)
     except RuntimeError as exc:
