@@ -4,7 +4,7 @@
                                      [--rig FILE.blend | --character FILE.blend [--character-object NAME]
                                       [--set-scene-timing]]
                                      [--device auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]
-                                     [--smooth S] [--face X,Y | --people all|N]
+                                     [--smooth S] [--face X,Y | --people all|N] [--export EXT]
     python scripts/bake.py -- CLIP... --out DIR ...        (where bpy is installed as a module)
 
 Each clip becomes DIR/<clip>.blend: a fresh scene with the FLAME rig, every frame keyed, the
@@ -21,7 +21,9 @@ rig of their own in the clip's .blend (a collection "SHeaP <clip> person N" each
 DIR/<clip>.personN.sheap.safetensors, thumbnails and DIR/<clip>.people.json beside it); a clip where nobody
 is found fails like any bad clip. --people N follows person N as the backend's `people` command numbers
 them. --preview also writes DIR/<clip>.preview.mp4 (with --people all one per person,
-DIR/<clip>.personN.preview.mp4), the head drawn over every footage frame (for review without Blender). One backend stays
+DIR/<clip>.personN.preview.mp4), the head drawn over every footage frame (for review without Blender). --export EXT
+(glb, gltf, fbx, abc, usd, usdc, usda) also writes the head (or the driven character) beside each .blend,
+DIR/<clip>.EXT (with --people all DIR/<clip>.personN.EXT), as the panel's Export Head does. One backend stays
 warm for the whole batch. The import's warnings (e.g. frames that may show another person) are
 lines "bake: CLIP: warning: ..." on stderr. A clip that fails gets one line on stderr and the batch
 goes on; the exit code is 1 if any clip failed (2, before any clip, when FLAME, the weights or the
@@ -73,6 +75,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--preview", action="store_true",
                         help="also write DIR/<clip>.preview.mp4: the head drawn over every footage frame, for review "
                              "without Blender (python -m backend preview)")
+    parser.add_argument("--export", type=_export_extension, default=None, metavar="EXT",
+                        help="also write the head (or the driven character) beside each .blend as DIR/<clip>.EXT: "
+                             "glb, gltf, fbx, abc, usd, usdc or usda (the panel's Export Head)")
     from ray_batch import add_arguments  # scripts/ray_batch.py: --ray auto|ADDRESS and its options
 
     add_arguments(parser)
@@ -86,6 +91,18 @@ def _face(text: str) -> tuple[float, float] | None:
         return parse_face(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _export_extension(text: str) -> str:
+    from sheap_blender.core.errors import InputError
+    from sheap_blender.core.export_format import format_for
+
+    extension = "." + text.strip().lstrip(".").lower()
+    try:
+        format_for(f"head{extension}")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+    return extension
 
 
 def _people(text: str) -> str | int:
@@ -162,6 +179,8 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     except (RuntimeError, OSError) as exc:
         temporary.unlink(missing_ok=True)
         raise BakeFailure(f"{target}: cannot save it ({str(exc).strip().splitlines()[-1]})") from None
+    if args.export:
+        export(made, args, name)
     if args.preview and args.people == "all":
         for number, rig in made.rigs.items():
             write_preview(rig.root["sheap_result"], args.out / f"{name}.person{number}.preview.mp4", flame, python)
@@ -177,6 +196,28 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     frames = next(iter(made.rigs.values())).n_frames if args.people == "all" else run.total
     print(f"bake: {clip} -> {target} ({frames} frames, {what}, {time.perf_counter() - started:.1f} s){demo}",
           flush=True)
+
+
+def export(made, args: argparse.Namespace, name: str) -> None:
+    """The baked head(s) or character beside the .blend (sheap_blender.export_head), each written whole or not."""
+    import bpy
+
+    from sheap_blender.core.errors import InputError
+    from sheap_blender.export_head import export_head
+
+    if args.character is not None:
+        jobs = [(made.obj, args.out / f"{name}{args.export}")]
+    elif args.people == "all":
+        jobs = [(rig.root, args.out / f"{name}.person{number}{args.export}") for number, rig in made.rigs.items()]
+    else:
+        jobs = [(made.root, args.out / f"{name}{args.export}")]
+    for obj, path in jobs:
+        try:
+            exported = export_head(bpy.context, path, obj)
+        except InputError as exc:
+            raise BakeFailure(f"export: {exc}") from None
+        for warning in exported.warnings:
+            print(f"bake: {path.name}: warning: {warning}", file=sys.stderr, flush=True)
 
 
 def drive_character(args: argparse.Namespace, result: str, flame: str):

@@ -101,6 +101,7 @@ def _modules():
         character_mapping,
         character_operator,
         character_panel,
+        export_operator,
         panel,
         people_operator,
         preferences,
@@ -108,7 +109,7 @@ def _modules():
     )
 
     return (preferences, None, reconstruct_operator, people_operator, character_mapping, character_operator,
-            arkit_keys_operator, panel, character_panel)
+            arkit_keys_operator, export_operator, panel, character_panel)
 
 
 def _classes() -> list:
@@ -119,19 +120,21 @@ def _classes() -> list:
 
 
 def register() -> None:
-    from . import character_mapping, panel
+    from . import character_mapping, export_operator, panel
 
     for cls in _classes():
         bpy.utils.register_class(cls)
     panel.register_properties()
     character_mapping.register_properties()
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
+    bpy.types.TOPBAR_MT_file_export.append(export_operator.menu_export)
 
 
 def unregister() -> None:
-    from . import character_mapping, panel, people_operator
+    from . import character_mapping, export_operator, panel, people_operator
 
     people_operator.free_thumbnails()
+    bpy.types.TOPBAR_MT_file_export.remove(export_operator.menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     character_mapping.unregister_properties()
     panel.unregister_properties()

@@ -246,6 +246,7 @@ class _SheapPanel:
             row.operator("sheap.reconstruct_head", icon="USER")
         layout.operator("sheap.import_result", icon="IMPORT")
         layout.operator("sheap.import_people", icon="IMPORT")
+        layout.operator("sheap.export_head", icon="EXPORT")
 
 
 class SHEAP_PT_view3d(_SheapPanel, bpy.types.Panel):

@@ -225,3 +225,31 @@ def write_frames(folder: Path, n: int, width: int, height: int, first_number: in
         rgb[..., 0] = (i * 37) % 256
         write_png(folder / f"frame_{first_number + i:04d}.png", rgb)
     return folder
+
+
+def moving_head_result(n: int, fps: str = "24", seed: int = 3, flame_sha: str = "") -> Result:
+    """A head that moves as a person does: turned +-0.4 rad, nodding, the jaw opening, ten expressions, a blink,
+    the eyes looking around, the head moving in the frame (a demo result, valid on every frame)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / n
+    zeros = np.zeros((n, 3))
+    neck, torso, jaw, eyes = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
+    neck[:, 1] = 0.4 * np.sin(2 * np.pi * t)  # turned left and right
+    neck[:, 0] = 0.25 * np.sin(4 * np.pi * t)  # nodding
+    torso[:, 2] = 0.05 * np.sin(2 * np.pi * t)
+    jaw[:, 0] = 0.3 * np.clip(np.sin(6 * np.pi * t), 0.0, None)
+    eyes[:, 1] = 0.2 * np.sin(2 * np.pi * t)
+    expr = np.zeros((n, 100))
+    expr[:, :10] = 2.0 * np.sin(2 * np.pi * np.outer(t, np.arange(1, 11)) / 3 + np.arange(10))
+    blink = np.exp(-(((np.arange(n) - n / 2) / 2.0) ** 2))
+    cam = np.stack([0.01 * np.sin(2 * np.pi * t), 0.005 * np.cos(2 * np.pi * t), 0.02 * t - 0.3], axis=1)
+    params = {"shape": np.repeat(rng.normal(size=(1, 300)) * 0.8, n, axis=0), "expr": expr, "torso_pose": torso,
+              "neck_pose": neck, "jaw_pose": jaw, "eye_l_pose": eyes, "eye_r_pose": eyes,
+              "eyelids": np.repeat(blink[:, None], 2, axis=1), "cam_trans": cam,
+              "crop_box": np.tile([220.0, 140.0, 420.0, 340.0], (n, 1))}
+    params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+    metadata = {"footage": "clip.mp4", "width": "640", "height": "480", "fps": fps, "frame_count": str(n),
+                "model_file": "demo.pt", "model_sha256": "0", "flame_sha256": flame_sha, "fov_deg": str(FOV),
+                "backend_version": "test", "demo": "true", "identity": "clip"}
+    return Result(np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), params,
+                  {"confidence": np.ones(n, dtype=np.float32)}, metadata)
