@@ -85,9 +85,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
             listing, found = reconstruct_everyone(job, output, finish, progress.update, log=progress.message)
         else:
             if people is not None:
-                from .people_job import person_numbered
+                from .people_job import choose_person
 
-                job.person = person_numbered(job, people)
+                choose_person(job, people)
                 progress.message(f"following person {people}")
             result = reconstruct(job, on_progress=lambda done, total: progress.update(done))
     finally:

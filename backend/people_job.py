@@ -85,7 +85,7 @@ def _write_thumbnails(people: list[Person], folder: Path, base: str, written: li
     for person in people:
         path = folder / person_thumbnail_name(base, person.number)
         with replacing(path) as tmp:
-            write_png(tmp, person.clearest().thumbnail)
+            write_png(tmp, person.thumbnail)
         written.append(path)
 
 
@@ -101,9 +101,9 @@ def write_people_only(footage: Footage, start: int, end: int, output: Path, stop
     return people
 
 
-def person_numbered(job: ReconstructJob, number: int, stop: threading.Event | None = None) -> Person:
-    """Person `number` as the `people` command numbers them for the same frame range (the search is
-    the same, and so is the order)."""
+def choose_person(job: ReconstructJob, number: int, stop: threading.Event | None = None) -> None:
+    """Follow person `number` as the `people` command numbers them for the same frame range (the search
+    is the same, and so is the order): sets the job's person, and the others (not to be taken for them)."""
     end = job.footage.frame_count if job.end is None else min(job.end, job.footage.frame_count)
     found = discover(job.footage, job.start, end, stop or threading.Event(), lambda done, total: None,
                      job.embed or default_embed())
@@ -111,7 +111,7 @@ def person_numbered(job: ReconstructJob, number: int, stop: threading.Event | No
         raise InputError(job.footage.path, f"person {number} asked for: {len(found)} "
                                            f"{'person' if len(found) == 1 else 'people'} found in frames "
                                            f"{job.start}-{end - 1}")
-    return found[number - 1]
+    job.person, job.others = found[number - 1], found
 
 
 def reconstruct_everyone(job: ReconstructJob, output: Path, write_one: Callable[[Result, Path], None],
@@ -138,7 +138,7 @@ def reconstruct_everyone(job: ReconstructJob, output: Path, write_one: Callable[
     with _removed_on_failure() as written:
         _write_thumbnails(people, folder, base, written)
         for order, person in enumerate(people, start=1):
-            person_job = dataclasses.replace(job, person=person, embed=embed)
+            person_job = dataclasses.replace(job, person=person, others=people, embed=embed)
             try:
                 result = reconstruct(person_job, report(order * frames), stop)
             except InputError:  # found by the search, never followed on a frame: no result, said in the log

@@ -69,6 +69,7 @@ class FollowedFace:
     point: tuple[float, float] | None = None  # fractions of the frame from its top-left corner
     person: int | None = None  # the person's number (rule "person")
     identity: Identity | None = None  # the person's looks (rule "person")
+    others: list[Identity] = field(default_factory=list)  # everyone else's looks: a face nearer theirs is not ours
     frame: int | None = None
     box: list[float] | None = None  # x0, y0, x1, y1 of its landmarks, footage pixels
 
@@ -171,7 +172,8 @@ def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threadi
                 release(smoother.push(box, tracked.segment))
 
         untracked: deque = deque()  # frames given to the tracker, their result not out yet
-        with FaceTracker(footage.fps, followed.point, identity=followed.identity, embed=embed) as tracker:
+        with FaceTracker(footage.fps, followed.point, identity=followed.identity, embed=embed,
+                         others=followed.others) as tracker:
             for index, rgb in _drain(decoded, stop):
                 untracked.append((index, rgb))
                 smooth(tracker.track(rgb))
@@ -204,6 +206,7 @@ class ReconstructJob:
     smoothing: Smoothing = field(default_factory=Smoothing)
     face_point: tuple[float, float] | None = None  # follow the face nearest this point; None: the largest
     person: Person | None = None  # follow this person (found by `find_people`) instead
+    others: list[Person] = field(default_factory=list)  # the other people found: their faces are not the person's
     embed: Embed | None = None  # face recognition; None: the network, loaded when first needed
 
     @property
@@ -241,7 +244,8 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
         batch.clear()
 
     if job.person is not None:
-        followed = FollowedFace("person", person=job.person.number, identity=job.person.identity())
+        followed = FollowedFace("person", person=job.person.number, identity=job.person.identity(),
+                                others=[other.identity() for other in job.others if other is not job.person])
     else:
         followed = FollowedFace("point" if job.face_point else "largest", job.face_point)
     for frame in iterate_crops(job.footage, job.start, job.end, stop, followed, embed=job.embed):
