@@ -7,8 +7,9 @@ joins the person whose looks are nearest, within `SAME_PERSON`, and two faces of
 one person. Groups that turn out alike afterwards (a person first seen small, then close) are joined
 when they never share a frame and several looks agree (`alike`: a median, not one close pair: the two
 people of a shot/reverse-shot dialogue never share a frame either). A person keeps their
-`MAX_SIGHTINGS` clearest sightings and one thumbnail, so memory does not grow with the clip. People seen on fewer than `MIN_SIGHTINGS` searches are left out (a
-passer-by seen once), unless their face was large in the frame (`CLOSE_FACE`: a short close-up).
+`MAX_SIGHTINGS` clearest sightings and one thumbnail, so memory does not grow with the clip. People
+seen on fewer than `MIN_SIGHTINGS` searches are left out (a passer-by seen once), unless their face was
+large in the frame (`CLOSE_FACE`: a short close-up).
 
 Each person found is then followed through the clip like a chosen face (`tracker.FaceTracker` with
 their `Identity`, everyone else's looks given too: a face nearer another person's looks is not

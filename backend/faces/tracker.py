@@ -60,7 +60,10 @@ RECHECK_INTERVAL = 0.5  # seconds between two checks by recognition that the fol
 SUSPECT_INTERVAL = 0.2  # ...and while the last check found it this far (or more) from their looks:
 SUSPECT = 0.45
 SEED_PX = 48.0  # the chosen face seeds the gallery once it is this large (and confident): a look that describes it
-MAX_HELD_S = 1.0  # seconds of frames held back at most while the face is lost (searches come at least twice a second)
+# frames held back while the face is lost (searches come at least twice a second): at most a second of them,
+# and at most this many bytes (a 4K frame is 25 MB): when full, the next frame is searched
+MAX_HELD_S = 1.0
+MAX_HELD_BYTES = 256 * 2**20
 STRANGER_MEMORY = 1.0  # seconds a face found not to be the person is not compared again (if it stays put)
 _LONG_AGO = -(10**9)  # a frame number before any: the next clear face is described at once
 
@@ -164,7 +167,7 @@ class FaceTracker:
                 cut = True
                 self._start_shot()
                 found = self._recognised(rgb, [found])
-        if found is None and (self._previous is not None or cut or self._search_due()):
+        if found is None and (self._previous is not None or cut or self._search_due() or self._held_full(rgb)):
             expected = self._predicted if self._previous is not None else None
             found = self._choose(rgb, self.search.find(rgb))
             searched = True
@@ -178,7 +181,7 @@ class FaceTracker:
             self._strangers.append((found, self._frame))
             found = None  # somebody else now: the follow ends here, a gap
         tracked = self._record(found, cut, searched)
-        if found is None and not searched and len(self._held) < MAX_HELD_S * self.fps:
+        if found is None and not searched:
             self._held.append((rgb, tracked))
             return released
         if found is not None:
@@ -277,6 +280,9 @@ class FaceTracker:
         if self._segment_has_face:
             self._segment += 1
             self._segment_has_face = False
+
+    def _held_full(self, rgb: np.ndarray) -> bool:
+        return len(self._held) + 1 >= min(MAX_HELD_S * self.fps, MAX_HELD_BYTES / max(rgb.nbytes, 1))
 
     def _search_due(self) -> bool:
         if self._lost_frames < EVERY_FRAME_SEARCHES:
