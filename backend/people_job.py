@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from sheap_blender.core.atomic_file import replacing
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.people_file import (
@@ -28,6 +30,7 @@ from sheap_blender.core.people_file import (
     frame_ranges,
     person_result_name,
     person_thumbnail_name,
+    read_people,
     write_people,
 )
 from sheap_blender.core.result_format import Result
@@ -75,9 +78,10 @@ def _entries(people: list[Person], base: str, results: dict[int, Result]) -> lis
     for person in people:
         result = results.get(person.number)
         frames = [] if result is None else frame_ranges(result.frame_index[result.valid].tolist())
+        looks = np.round(person.identity().anchors.astype(np.float64), 5).tolist()
         entries.append(PersonEntry(person.number, person_thumbnail_name(base, person.number), person.first_frame,
                                    sorted(person.frames), person_result_name(base, person.number) if result else None,
-                                   frames))
+                                   frames, looks))
     return entries
 
 
@@ -101,12 +105,30 @@ def write_people_only(footage: Footage, start: int, end: int, output: Path, stop
     return people
 
 
-def choose_person(job: ReconstructJob, number: int, stop: threading.Event | None = None) -> None:
-    """Follow person `number` as the `people` command numbers them for the same frame range (the search
-    is the same, and so is the order): sets the job's person, and the others (not to be taken for them)."""
+def known_people(job: ReconstructJob, people_file: Path) -> list[Person]:
+    """The people of a people file made for this footage and frame range, with their looks (no search)."""
+    listing = read_people(people_file)
     end = job.footage.frame_count if job.end is None else min(job.end, job.footage.frame_count)
-    found = discover(job.footage, job.start, end, stop or threading.Event(), lambda done, total: None,
-                     job.embed or default_embed())
+    if os.path.normcase(os.path.abspath(listing.footage)) != os.path.normcase(os.path.abspath(job.footage.path)):
+        raise InputError(people_file, f"lists the people of {listing.footage}, not of {job.footage.path}")
+    if listing.frame_range != [job.start, end]:
+        first, after = listing.frame_range
+        raise InputError(people_file, f"lists the people of frames {first}-{after - 1}, not {job.start}-{end - 1}: "
+                                      "find them again for this range")
+    if not all(entry.looks for entry in listing.people):
+        raise InputError(people_file, "holds no looks (written by an older version): find the people again")
+    return [Person(number=entry.number, seen=list(entry.seen), anchors=np.array(entry.looks, np.float32))
+            for entry in listing.people]
+
+
+def choose_person(job: ReconstructJob, number: int, stop: threading.Event | None = None,
+                  people_file: Path | None = None) -> None:
+    """Follow person `number` as the `people` command numbers them for the same frame range (the search
+    is the same, and so is the order; with `people_file`, that command's file is read instead of
+    searching again): sets the job's person, and the others (not to be taken for them)."""
+    end = job.footage.frame_count if job.end is None else min(job.end, job.footage.frame_count)
+    found = known_people(job, people_file) if people_file is not None else discover(
+        job.footage, job.start, end, stop or threading.Event(), lambda done, total: None, job.embed or default_embed())
     if number > len(found):
         raise InputError(job.footage.path, f"person {number} asked for: {len(found)} "
                                            f"{'person' if len(found) == 1 else 'people'} found in frames "

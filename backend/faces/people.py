@@ -58,6 +58,7 @@ class Person:
     sightings: list[Sighting] = field(default_factory=list)  # the clearest MAX_SIGHTINGS, in time order
     seen: list[int] = field(default_factory=list)  # every frame a search found them on, in order
     thumbnail: np.ndarray | None = None  # (THUMBNAIL_PX, THUMBNAIL_PX, 3) uint8: their clearest face
+    anchors: np.ndarray | None = None  # (n, 128) their anchor looks, when known already (a people file)
 
     @property
     def first_frame(self) -> int:
@@ -81,6 +82,8 @@ class Person:
     def identity(self) -> Identity:
         """Their looks, for following them: the clearest sighting of each of ANCHORS stretches of their
         sightings (anchors: clear, and spread over the clip)."""
+        if self.anchors is not None:
+            return Identity(self.anchors)
         chunks = np.array_split(np.arange(len(self.sightings)), min(ANCHORS, len(self.sightings)))
         keep = [max(chunk, key=lambda i: self.sightings[i].clarity) for chunk in chunks if len(chunk)]
         return Identity(self.descriptors[keep])
