@@ -33,8 +33,9 @@ from sheap_blender.core.people_file import (
     read_people,
     write_people,
 )
-from sheap_blender.core.result_format import Result
+from sheap_blender.core.result_format import Result, read_result, write_result
 
+from .claims import Claim, give_up, settle
 from .faces.footage import Footage
 from .faces.identity import MIN_RECOGNISABLE_PX, Embed
 from .faces.people import Person, find_people, write_png
@@ -73,11 +74,26 @@ def _removed_on_failure() -> Iterator[list[Path]]:
         raise
 
 
-def _entries(people: list[Person], base: str, results: dict[int, Result]) -> list[PersonEntry]:
+def _one_face_one_person(job: ReconstructJob, claims: list[Claim], folder: Path, base: str, embed: Embed,
+                         log: Callable[[str], None]) -> None:
+    """A face two results hold goes to the person it is nearer (`claims`): the other result is rewritten without it."""
+    lost = settle(job.footage, job.start, claims, embed)
+    for claim in claims:
+        frames = lost[claim.number]
+        if frames.any():
+            path = folder / person_result_name(base, claim.number)
+            result = give_up(read_result(path), frames)
+            write_result(path, result)  # atomically
+            claim.valid &= ~frames
+            log(f"person {claim.number}: {int(frames.sum())} frames of a face nearer somebody else's looks given up")
+
+
+def _entries(people: list[Person], base: str, tracked: dict[int, list[int]]) -> list[PersonEntry]:
+    """The people file's entries; `tracked`: the footage frames each person's result holds their face on."""
     entries = []
     for person in people:
-        result = results.get(person.number)
-        frames = [] if result is None else frame_ranges(result.frame_index[result.valid].tolist())
+        result = tracked.get(person.number)
+        frames = [] if result is None else frame_ranges(result)
         looks = np.round(person.identity().anchors.astype(np.float64), 5).tolist()
         entries.append(PersonEntry(person.number, person_thumbnail_name(base, person.number), person.first_frame,
                                    sorted(person.frames), person_result_name(base, person.number) if result else None,
@@ -156,7 +172,7 @@ def reconstruct_everyone(job: ReconstructJob, output: Path, write_one: Callable[
     passes = 1 + len(people)
     log(f"{len(people)} {'person' if len(people) == 1 else 'people'} found; reconstructing each in turn")
     base, folder = base_name(output), output.parent
-    results: dict[int, Result] = {}
+    claims: dict[int, Claim] = {}  # what each result holds (boxes, not parameters: memory stays small)
     with _removed_on_failure() as written:
         _write_thumbnails(people, folder, base, written)
         for order, person in enumerate(people, start=1):
@@ -169,10 +185,12 @@ def reconstruct_everyone(job: ReconstructJob, output: Path, write_one: Callable[
             path = folder / person_result_name(base, person.number)
             write_one(result, path)
             written.append(path)
-            results[person.number] = result
+            claims[person.number] = Claim.of(person.number, person.identity(), result)
             log(f"person {person.number}: {int(result.valid.sum())} of {result.n_frames} frames -> {path.name}")
+        _one_face_one_person(job, list(claims.values()), folder, base, embed, log)
+        tracked = {number: (job.start + np.flatnonzero(claim.valid)).tolist() for number, claim in claims.items()}
         json_path = write_people(people_path(output), PeopleFile(
-            os.fspath(job.footage.path), float(job.footage.fps), [job.start, end], _entries(people, base, results),
+            os.fspath(job.footage.path), float(job.footage.fps), [job.start, end], _entries(people, base, tracked),
             job.is_demo))
     on_progress(frames * passes, frames * passes)
     return json_path, people
