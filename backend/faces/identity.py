@@ -8,7 +8,8 @@ docs/people.md (`benchmarks/identity_distances.py` prints them).
 
 A person's gallery holds two kinds of looks:
 - anchors: the clearest looks of the person chosen (the face chosen, or a person's clearest sightings
-  from the search for everyone); never dropped. A face within `SAME_PERSON` of an anchor is theirs.
+  from the search for everyone); never dropped. A face within `SAME_PERSON` of an anchor is theirs;
+  a face followed continuously since it was recognised stays theirs within `STILL_SAME`.
 - learned looks, added while the person is followed, only when within `LEARN` of an anchor (tighter
   than `SAME_PERSON`); a face within `LEARN` of one is theirs too. Both radii together stay under
   the distance from a person to a cross-dissolve into somebody else (docs/people.md): the looks
@@ -28,6 +29,9 @@ import numpy as np
 from .landmarks import Detection
 
 SAME_PERSON = 0.55  # at most this far from one of a person's anchor looks: theirs (docs/people.md)
+# A face followed continuously since it was recognised is still theirs within this of an anchor: the different-
+# person pairs' 1st percentile (docs/people.md); one person's looks over a shot of compressed video, turning, reach it.
+STILL_SAME = 0.62
 LEARN = 0.40  # a look is learned within this of an anchor; a face within this of a learned look is theirs
 MIN_RECOGNISABLE_PX = 24.0  # faces smaller than this (extent of the 68 landmarks) are not compared
 GALLERY = 24  # descriptions kept of one person, anchors included
@@ -106,6 +110,17 @@ class Identity:
         if len(self._learned):
             found = np.minimum(found, distances(descriptors, self._learned).min(axis=1) * (SAME_PERSON / LEARN))
         return found
+
+    def still_theirs(self, descriptors: np.ndarray) -> np.ndarray:
+        """(n,) bool: each descriptor, of a face followed since it was recognised, is still this person's:
+        within STILL_SAME of an anchor or LEARN of a learned look (never further: a dissolve's looks)."""
+        descriptors = np.atleast_2d(descriptors)
+        near = np.zeros(len(descriptors), bool)
+        if len(self._anchors):
+            near |= distances(descriptors, self._anchors).min(axis=1) <= STILL_SAME
+        if len(self._learned):
+            near |= distances(descriptors, self._learned).min(axis=1) <= LEARN
+        return near
 
     def matches(self, descriptors: np.ndarray) -> np.ndarray:
         """(n,) bool: each descriptor is this person's."""

@@ -17,9 +17,9 @@ Per frame, in order:
   is followed by continuity and re-checked by recognition every `RECHECK_INTERVAL` (more often
   while its distance is near the threshold): a face that is no longer the person's (a dissolve
   into somebody else, a follow that slid onto another face) ends the follow, a gap. A look passing
-  the check is learned about once a second (`Identity.learn`). The chosen face's first clear look
-  (`SEED_PX`, confident) is the gallery's anchor; until there is one, a cut falls back to the
-  first-choice rule.
+  the check is learned about once a second (`Identity.learn`). The chosen face's first look large
+  enough to describe (`recognisable`) is the gallery's anchor; until there is one (a face followed
+  too small to describe), a cut falls back to the first-choice rule instead of a gap for good.
 - Segments: a hard cut (`CutDetector`), the face jumping in position or size between two frames,
   or a face found again far from where it was expected, or a gap where the face is lost starts a
   new segment; nothing is smoothed across one.
@@ -59,7 +59,6 @@ DESCRIBE_INTERVAL = 1.0  # seconds between two looks added to the followed perso
 RECHECK_INTERVAL = 0.5  # seconds between two checks by recognition that the followed face is still the person's...
 SUSPECT_INTERVAL = 0.2  # ...and while the last check found it this far (or more) from their looks:
 SUSPECT = 0.45
-SEED_PX = 48.0  # the chosen face seeds the gallery once it is this large (and confident): a look that describes it
 # frames held back while the face is lost (searches come at least twice a second): at most a second of them,
 # and at most this many bytes (a 4K frame is 25 MB): when full, the next frame is searched
 MAX_HELD_S = 1.0
@@ -224,8 +223,8 @@ class FaceTracker:
         """Check the followed face by recognition when due (False: it is somebody else's); seed and grow the gallery."""
         if not recognisable(face) or self._checked_frame == self._frame:
             return True
-        if not len(self.identity):  # the chosen face, described once it is clear enough to stand for the person
-            if self._identified and face.size >= SEED_PX and face.confidence >= CONFIDENT:
+        if not len(self.identity):  # the chosen face, described once it is large enough to stand for the person
+            if self._identified:
                 self.identity.anchor(self._embeddings(rgb, [face])[0])
                 self._checked_frame = self._described_frame = self._frame
             return True
@@ -233,7 +232,10 @@ class FaceTracker:
         if self._frame - self._checked_frame < interval * self.fps:
             return True
         descriptor = self._embeddings(rgb, [face])
-        if self._theirs(descriptor)[0] > SAME_PERSON:
+        distance = self._theirs(descriptor)[0]  # inf: nearer somebody else's looks
+        # followed since it was recognised: still theirs within STILL_SAME; followed by place: recognised afresh
+        theirs = self.identity.still_theirs(descriptor)[0] if self._identified else distance <= SAME_PERSON
+        if not theirs or not np.isfinite(distance):
             self._identified = False
             return False
         self._identified = True

@@ -45,10 +45,10 @@ def test_a_stranger_dissolved_in_never_drives_the_rig_and_the_person_is_recognis
     assert result.extra["segment"][start + STRANGER:][back].min() > result.extra["segment"][0]
 
 
-def test_a_first_face_too_small_to_describe_leaves_the_person_to_the_first_choice_rule(demo, tmp_path):
-    """The astronaut small in a wide shot (40 px: under what seeds a gallery), then a cut to her close-up.
-    Found in the wide shot or not (40 px is near the search's smallest face), the close-up is hers: an
-    empty gallery falls back to the largest face, never a gap for the rest of the clip."""
+def test_a_small_first_face_then_a_close_up_of_the_person_is_followed_in_the_close_up(demo, tmp_path):
+    """The astronaut small in a wide shot (40 px), then a cut to her close-up. Found in the wide shot or
+    not (40 px is near the face finder's reach, which moves with the CPU), the close-up is hers: found,
+    her small look is the gallery's anchor and recognises her; not found, the close-up is the first face."""
     shots = [Shot(20, [FaceInShot(0.3, 0.5, 40, pan=(0.02, 0.0))]),
              Shot(20, [FaceInShot(0.55, 0.45, 200, pan=(-0.02, 0.0))], background="coffee")]
     clip = write_scene_clip(tmp_path / "small_first.mp4", (1280, 720), shots, fps=FPS)
