@@ -121,8 +121,9 @@ def write_people_only(footage: Footage, start: int, end: int, output: Path, stop
     return people
 
 
-def known_people(job: ReconstructJob, people_file: Path) -> list[Person]:
-    """The people of a people file made for this footage and frame range, with their looks (no search)."""
+def known_people(job: ReconstructJob, people_file: Path) -> list[Person] | None:
+    """The people of a people file made for this footage and frame range, with their looks (no search);
+    None when the file holds no looks (written by an older version: the clip is searched again)."""
     listing = read_people(people_file)
     end = job.footage.frame_count if job.end is None else min(job.end, job.footage.frame_count)
     if os.path.normcase(os.path.abspath(listing.footage)) != os.path.normcase(os.path.abspath(job.footage.path)):
@@ -131,8 +132,8 @@ def known_people(job: ReconstructJob, people_file: Path) -> list[Person]:
         first, after = listing.frame_range
         raise InputError(people_file, f"lists the people of frames {first}-{after - 1}, not {job.start}-{end - 1}: "
                                       "find them again for this range")
-    if not all(entry.looks for entry in listing.people):
-        raise InputError(people_file, "holds no looks (written by an older version): find the people again")
+    if not listing.people or not all(entry.looks for entry in listing.people):
+        return None
     return [Person(number=entry.number, seen=list(entry.seen), anchors=np.array(entry.looks, np.float32))
             for entry in listing.people]
 
@@ -143,8 +144,10 @@ def choose_person(job: ReconstructJob, number: int, stop: threading.Event | None
     is the same, and so is the order; with `people_file`, that command's file is read instead of
     searching again): sets the job's person, and the others (not to be taken for them)."""
     end = job.footage.frame_count if job.end is None else min(job.end, job.footage.frame_count)
-    found = known_people(job, people_file) if people_file is not None else discover(
-        job.footage, job.start, end, stop or threading.Event(), lambda done, total: None, job.embed or default_embed())
+    found = known_people(job, people_file) if people_file is not None else None
+    if found is None:
+        found = discover(job.footage, job.start, end, stop or threading.Event(), lambda done, total: None,
+                         job.embed or default_embed())
     if number > len(found):
         raise InputError(job.footage.path, f"person {number} asked for: {len(found)} "
                                            f"{'person' if len(found) == 1 else 'people'} found in frames "

@@ -127,7 +127,7 @@ class Server:
                 listing, people = reconstruct_everyone(job, request.output, finish, on_progress, self.stop, log)
                 return "done", {"people": os.fspath(listing), "count": len(people), "demo": job.is_demo}
             if request.people is not None:
-                choose_person(job, request.people, self.stop)
+                choose_person(job, request.people, self.stop, request.people_file)
                 log(f"following person {request.people}")
             result = reconstruct(job, on_progress=on_progress, stop=self.stop)
             finish(result, request.output)
