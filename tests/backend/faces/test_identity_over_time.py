@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from test_following import run
 
+from backend.faces.landmarks import Detection
+from backend.faces.tracker import FaceTracker
 from backend.standins.clip import FaceInShot, Shot, write_scene_clip
 
 FPS = 25.0
@@ -54,3 +56,20 @@ def test_a_small_first_face_then_a_close_up_of_the_person_is_followed_in_the_clo
     clip = write_scene_clip(tmp_path / "small_first.mp4", (1280, 720), shots, fps=FPS)
     result, _ = run(demo, clip, tmp_path)
     assert result.valid[20:].all()
+
+
+def square_face(x: float, y: float, size: float) -> Detection:
+    """A face's 68 landmarks spread over a square of `size` px centred at (x, y)."""
+    corners = np.array([[x - size / 2, y - size / 2], [x + size / 2, y + size / 2]])
+    return Detection(np.repeat(corners, 34, axis=0), 0.95)
+
+
+def test_a_face_too_small_to_recognise_is_found_again_only_within_reach_even_with_nobody_else_seen():
+    """Lost for a tenth of a second, a 20 px face may have moved 1.4 face sizes: a face 10 sizes away is
+    somebody else, whether or not another person was seen in the shot; one 1 size away is it."""
+    with FaceTracker(30.0) as tracker:
+        tracker._last_seen, tracker._last_seen_frame, tracker._frame = square_face(500, 300, 20), 0, 3
+        assert tracker._others == []
+        assert tracker._reacquire_by_place([square_face(700, 300, 20)]) is None
+        near = square_face(520, 300, 20)
+        assert tracker._reacquire_by_place([square_face(700, 300, 20), near]) is near
