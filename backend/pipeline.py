@@ -40,6 +40,7 @@ from .model.predictor import CROP_SIZE, Predictor, resolve_device
 from .model.temporal import Smoothing, aggregate_identity, clean_params, fill_segments
 
 _END = object()
+DECODED_BYTES = 256 * 2**20  # decoded frames held ahead of the tracker, at most
 
 
 class Cancelled(Exception):
@@ -142,7 +143,9 @@ def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threadi
     followed = followed if followed is not None else FollowedFace()
     finished = threading.Event()
     stop = _EitherEvent(cancel, finished)
-    decoded: queue.Queue = queue.Queue(maxsize=queue_size)
+    # decoded frames waiting for the tracker: at most DECODED_BYTES of them (32 frames of 4K would be 800 MB)
+    frame_bytes = max(footage.width * footage.height * 3, 1)
+    decoded: queue.Queue = queue.Queue(maxsize=max(4, min(queue_size, DECODED_BYTES // frame_bytes)))
     cropped: queue.Queue = queue.Queue(maxsize=queue_size)
 
     def decode() -> None:
