@@ -62,6 +62,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         check_count(args.gaussian_count)
     face_point = None if args.face is None else args.face.split(",")
     people = parse_people(args.people, args.face)
+    if args.people_file is not None and not isinstance(people, int):
+        raise InputError(Path(args.people_file), "--people-file goes with --people N (a person's number)")
     job = prepare_job(_absolute(args.footage), output, _absolute(args.flame), _absolute(args.weights), args.device,
                       args.start,
                       args.end, args.batch_size, args.per_frame_shape, smoothing, face_point, args.precision)
@@ -85,9 +87,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
             listing, found = reconstruct_everyone(job, output, finish, progress.update, log=progress.message)
         else:
             if people is not None:
-                from .people_job import person_numbered
+                from .people_job import choose_person
 
-                job.person = person_numbered(job, people)
+                choose_person(job, people, people_file=None if args.people_file is None else
+                              _absolute(args.people_file))
                 progress.message(f"following person {people}")
             result = reconstruct(job, on_progress=lambda done, total: progress.update(done))
     finally:
@@ -300,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="all: one result per person who appears (NAME.personN.sheap.safetensors beside -o, with "
                           "NAME.people.json and a thumbnail each); N: follow person N as the `people` command "
                           "numbers them; default: one person, the largest face or --face")
+    rec.add_argument("--people-file", metavar="NAME.people.json",
+                     help="with --people N: the people as the `people` command found them for this footage and "
+                          "frame range (their looks are read, the search is not run again)")
     rec.add_argument("--per-frame-shape", action="store_true",
                      help="keep each frame's identity instead of one per clip (research use)")
     rec.add_argument("--gaussians", action="store_true",

@@ -40,6 +40,7 @@ from .model.predictor import CROP_SIZE, Predictor, resolve_device
 from .model.temporal import Smoothing, aggregate_identity, clean_params, fill_segments
 
 _END = object()
+DECODED_BYTES = 256 * 2**20  # decoded frames held ahead of the tracker, at most
 
 
 class Cancelled(Exception):
@@ -69,6 +70,7 @@ class FollowedFace:
     point: tuple[float, float] | None = None  # fractions of the frame from its top-left corner
     person: int | None = None  # the person's number (rule "person")
     identity: Identity | None = None  # the person's looks (rule "person")
+    others: list[Identity] = field(default_factory=list)  # everyone else's looks: a face nearer theirs is not ours
     frame: int | None = None
     box: list[float] | None = None  # x0, y0, x1, y1 of its landmarks, footage pixels
 
@@ -141,7 +143,9 @@ def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threadi
     followed = followed if followed is not None else FollowedFace()
     finished = threading.Event()
     stop = _EitherEvent(cancel, finished)
-    decoded: queue.Queue = queue.Queue(maxsize=queue_size)
+    # decoded frames waiting for the tracker: at most DECODED_BYTES of them (32 frames of 4K would be 800 MB)
+    frame_bytes = max(footage.width * footage.height * 3, 1)
+    decoded: queue.Queue = queue.Queue(maxsize=max(4, min(queue_size, DECODED_BYTES // frame_bytes)))
     cropped: queue.Queue = queue.Queue(maxsize=queue_size)
 
     def decode() -> None:
@@ -171,7 +175,8 @@ def iterate_crops(footage: Footage, start: int, end: int | None, cancel: threadi
                 release(smoother.push(box, tracked.segment))
 
         untracked: deque = deque()  # frames given to the tracker, their result not out yet
-        with FaceTracker(footage.fps, followed.point, identity=followed.identity, embed=embed) as tracker:
+        with FaceTracker(footage.fps, followed.point, identity=followed.identity, embed=embed,
+                         others=followed.others) as tracker:
             for index, rgb in _drain(decoded, stop):
                 untracked.append((index, rgb))
                 smooth(tracker.track(rgb))
@@ -204,6 +209,7 @@ class ReconstructJob:
     smoothing: Smoothing = field(default_factory=Smoothing)
     face_point: tuple[float, float] | None = None  # follow the face nearest this point; None: the largest
     person: Person | None = None  # follow this person (found by `find_people`) instead
+    others: list[Person] = field(default_factory=list)  # the other people found: their faces are not the person's
     embed: Embed | None = None  # face recognition; None: the network, loaded when first needed
 
     @property
@@ -241,7 +247,8 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
         batch.clear()
 
     if job.person is not None:
-        followed = FollowedFace("person", person=job.person.number, identity=job.person.identity())
+        followed = FollowedFace("person", person=job.person.number, identity=job.person.identity(),
+                                others=[other.identity() for other in job.others if other is not job.person])
     else:
         followed = FollowedFace("point" if job.face_point else "largest", job.face_point)
     for frame in iterate_crops(job.footage, job.start, job.end, stop, followed, embed=job.embed):

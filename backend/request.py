@@ -44,6 +44,7 @@ class ReconstructRequest:
     gaussian_count: int = DEFAULT_COUNT
     face: tuple[float, float] | None = None
     people: str | int | None = None  # "all" (a result per person), a person's number, or None (one person)
+    people_file: Path | None = None  # with a person's number: the people file listing them (no search again)
 
 
 def _people(request: dict) -> str | int | None:
@@ -131,7 +132,10 @@ def parse_reconstruct(request: dict) -> ReconstructRequest:
         gaussian_count=_int(request, "gaussian_count", DEFAULT_COUNT, 1, MAX_COUNT),
         face=_face(request),
         people=_people(request),
+        people_file=None if request.get("people_file") is None else _path(request, "people_file"),
     )
+    if parsed.people_file is not None and not isinstance(parsed.people, int):
+        raise BadRequest("people_file goes with people: a person's number")
     if parsed.end is not None and parsed.end <= parsed.start:
         raise BadRequest(f"end ({parsed.end}) must be after start ({parsed.start})")
     return parsed

@@ -34,7 +34,7 @@ from .gaussians.head import add_gaussians
 from .model.precision import load_predictor, precision_line
 from .model.predictor import Predictor
 from .model.temporal import Smoothing
-from .people_job import person_numbered, reconstruct_everyone
+from .people_job import choose_person, reconstruct_everyone
 from .pipeline import Cancelled, prepare_job, reconstruct
 from .request import BadRequest, ReconstructRequest, parse_reconstruct
 
@@ -127,7 +127,7 @@ class Server:
                 listing, people = reconstruct_everyone(job, request.output, finish, on_progress, self.stop, log)
                 return "done", {"people": os.fspath(listing), "count": len(people), "demo": job.is_demo}
             if request.people is not None:
-                job.person = person_numbered(job, request.people, self.stop)
+                choose_person(job, request.people, self.stop, request.people_file)
                 log(f"following person {request.people}")
             result = reconstruct(job, on_progress=on_progress, stop=self.stop)
             finish(result, request.output)

@@ -259,6 +259,9 @@ class SHEAP_OT_reconstruct_head(JobModal, bpy.types.Operator):
         if people == "all" and self.onto_selected:
             return "Everyone makes a rig per person: onto a selected rig takes one face or person"
         output = person_output(footage, people) if isinstance(people, int) else result_path_for(footage)
+        # the people Find People listed for this footage and range: the backend reads their looks, no search again
+        people_file = bpy.path.abspath(settings.people_file) if isinstance(people, int) and \
+            settings.people_found_for(footage, start, end) else None
         return Request(
             footage=footage, output=str(output), flame=flame, weights=weights,
             backend_python=python,
@@ -267,7 +270,7 @@ class SHEAP_OT_reconstruct_head(JobModal, bpy.types.Operator):
             start=start, end=end, batch_size=self.batch_size or (prefs.batch_size if prefs else 16), smooth=smooth,
             smooth_groups=groups,
             gaussians=gaussians, gaussian_count=self.gaussian_count or settings.gaussian_count, face=face,
-            people=people,
+            people=people, people_file=people_file,
         )
 
     # -- finishing: the only place the scene changes ----------------------------------------------

@@ -72,6 +72,7 @@ class Request:
     gaussian_count: int = 60_000
     face: tuple[float, float] | None = None  # the point to follow, from the frame's top-left; None: largest face
     people: str | int | None = None  # "all": a result per person (a people file); N: follow person N; None: one face
+    people_file: str | None = None  # with N: the people file Find People wrote (the backend reads their looks)
 
     def fields(self) -> dict:
         """What travels to the backend (plain data only)."""
@@ -82,7 +83,8 @@ class Request:
                 "device": self.device, "precision": self.precision, "start": self.start, "end": self.end,
                 "batch_size": self.batch_size,
                 "smooth": self.smooth, "smooth_groups": self.smooth_groups, "gaussians": bool(self.gaussians),
-                "gaussian_count": int(self.gaussian_count), "face": face_request(self.face), "people": self.people}
+                "gaussian_count": int(self.gaussian_count), "face": face_request(self.face), "people": self.people,
+                "people_file": None if self.people_file is None else os.path.abspath(self.people_file)}
 
 
 class Reconstruction:

@@ -18,6 +18,11 @@ from sheap_blender.core.errors import InputError
 from sheap_blender.core.image_sequence import IMAGE_SUFFIXES, folder_images, is_image, is_pattern, pattern_images
 
 DEFAULT_IMAGE_FPS = 30.0
+# the highest frame rate believed from a container (high-speed phones film 240); a header that says more, or
+# nothing, is checked against the stream's own timestamps (a bogus 1000 fps would make every per-second
+# buffer of the pipeline a thousand frames)
+MAX_FPS = 240.0
+TIMESTAMP_FRAMES = 8  # frames whose timestamps are read when the header's rate is not believable
 SCENE_LINEAR_SUFFIXES = frozenset({".exr", ".hdr"})  # floats, scene-linear light
 
 
@@ -156,14 +161,33 @@ def _open_video(path: Path) -> Footage:
             raise InputError(path, "video holds no frame that can be decoded (corrupt or truncated?)")
         fps = capture.get(cv2.CAP_PROP_FPS)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
+            fps = _rate_from_timestamps(path, capture, fps)
     finally:
         capture.release()
-    if not fps or not np.isfinite(fps) or fps <= 0:
-        fps = DEFAULT_IMAGE_FPS
     if count <= 0:  # some containers do not say: count by decoding (no frames are kept)
         count = sum(1 for _ in Footage(path, "video", frame.shape[1], frame.shape[0], fps, 1 << 40)._video_frames(
             0, 1 << 40))
     return Footage(path, "video", frame.shape[1], frame.shape[0], float(fps), count)
+
+
+def _rate_from_timestamps(path: Path, capture: cv2.VideoCapture, header_fps: float) -> float:
+    """The frame rate the stream's timestamps give, when the container's is missing or not believable: 30 when
+    neither says one; an InputError when both say more than MAX_FPS."""
+    stamps = [capture.get(cv2.CAP_PROP_POS_MSEC)]
+    for _ in range(TIMESTAMP_FRAMES):
+        if not capture.grab():
+            break
+        stamps.append(capture.get(cv2.CAP_PROP_POS_MSEC))
+    steps = np.diff(stamps)
+    steps = steps[steps > 0]
+    fps = 1000.0 / float(np.median(steps)) if len(steps) else 0.0
+    if 0 < fps <= MAX_FPS:
+        return fps
+    if fps <= 0 and not (np.isfinite(header_fps) and header_fps > MAX_FPS):
+        return DEFAULT_IMAGE_FPS  # no rate anywhere: taken for 30, as image sequences are
+    raise InputError(path, f"the video says {header_fps:g} fps (its timestamps {fps:g}): more than a camera films "
+                           f"({MAX_FPS:g} at most); re-encode it at its real rate (e.g. ffmpeg -r 30)")
 
 
 def open_footage(path: str | os.PathLike, fps: float | None = None) -> Footage:

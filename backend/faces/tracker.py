@@ -11,10 +11,15 @@ Per frame, in order:
   user's point (`point`, fractions of the frame from its top-left corner; the point also seeds
   the search where the detector misses a face), or the one that is a given person's (`identity`).
   From then on the person is known by a face-recognition embedding (`identity`): after a cut and
-  whenever the face is found again, only a face within `SAME_PERSON` of the person's looks is
-  taken; when no face is theirs the frames are a gap, never filled by whoever else is in the
-  shot. Within a shot the face is followed by continuity, and its look is added to the person's
-  gallery about once a second.
+  whenever the face is found again, only a face that is the person's by their looks is taken (and,
+  when other people's looks are given, nearer the person's than anyone else's); when no face is
+  theirs the frames are a gap, never filled by whoever else is in the shot. Within a shot the face
+  is followed by continuity and re-checked by recognition every `RECHECK_INTERVAL` (more often
+  while its distance is near the threshold): a face that is no longer the person's (a dissolve
+  into somebody else, a follow that slid onto another face) ends the follow, a gap. A look passing
+  the check is learned about once a second (`Identity.learn`). The chosen face's first look large
+  enough to describe (`recognisable`) is the gallery's anchor; until there is one (a face followed
+  too small to describe), a cut falls back to the first-choice rule instead of a gap for good.
 - Segments: a hard cut (`CutDetector`), the face jumping in position or size between two frames,
   or a face found again far from where it was expected, or a gap where the face is lost starts a
   new segment; nothing is smoothed across one.
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cuts import CutDetector
-from .identity import Embed, Identity, recognisable
+from .identity import SAME_PERSON, Embed, Identity, recognisable
 from .landmarks import Detection, Landmarker
 from .search import MIN_FACE_PX, FaceSearch, distinct_faces
 
@@ -51,6 +56,13 @@ SEARCHES_PER_SECOND_LATER = 2.0  # ...then this often (frames between searches a
 # (two real people, 45 to 200 px, five backgrounds), faces the mesh sees in a cat or a logo 0.5 to 0.7.
 CONFIDENT = 0.8
 DESCRIBE_INTERVAL = 1.0  # seconds between two looks added to the followed person's gallery
+RECHECK_INTERVAL = 0.5  # seconds between two checks by recognition that the followed face is still the person's...
+SUSPECT_INTERVAL = 0.2  # ...and while the last check found it this far (or more) from their looks:
+SUSPECT = 0.45
+# frames held back while the face is lost (searches come at least twice a second): at most a second of them,
+# and at most this many bytes (a 4K frame is 25 MB): when full, the next frame is searched
+MAX_HELD_S = 1.0
+MAX_HELD_BYTES = 256 * 2**20
 STRANGER_MEMORY = 1.0  # seconds a face found not to be the person is not compared again (if it stays put)
 _LONG_AGO = -(10**9)  # a frame number before any: the next clear face is described at once
 
@@ -88,7 +100,7 @@ class FaceTracker:
     """One person's face, frame after frame; see the module's docstring for the rules."""
 
     def __init__(self, fps: float = 30.0, point: tuple[float, float] | None = None, min_face: float = MIN_FACE_PX,
-                 identity: Identity | None = None, embed: Embed | None = None):
+                 identity: Identity | None = None, embed: Embed | None = None, others: list[Identity] | None = None):
         self.fps = fps
         self.point = point
         self.landmarker = Landmarker()
@@ -96,6 +108,7 @@ class FaceTracker:
         self.cuts = CutDetector(fps)
         self.identity = identity if identity is not None else Identity()
         self._given_identity = identity is not None and len(identity) > 0  # follow this person, not the largest face
+        self.others = others or []  # other people's looks: a face nearer one of theirs is not the person's
         self._embed = embed
         self.embeddings = 0  # descriptors computed (for the benchmarks)
         per_frame = float(np.clip(REFERENCE_FPS / max(fps, 1e-3), 0.4, 2.5))  # longer between frames: more motion
@@ -117,7 +130,9 @@ class FaceTracker:
         self._cut_pending = False  # a cut was seen and the face has not been found since
         self._held: list[tuple[np.ndarray, TrackedFrame]] = []  # frames held back while the face is lost
         self._identified = False  # this segment's face is surely the person: chosen, recognised, or followed from one
-        self._described_frame = _LONG_AGO
+        self._described_frame = _LONG_AGO  # the last look learned
+        self._checked_frame = _LONG_AGO  # the last check by recognition
+        self._suspect = False  # the last check found the face near the threshold
 
     def __enter__(self) -> FaceTracker:
         return self
@@ -140,7 +155,9 @@ class FaceTracker:
         cut = self.cuts.push(rgb)
         searched = False
         found: Detection | None = None
+        released: list[TrackedFrame] = []
         if cut:
+            released = self.flush()  # frames held back before a cut are never followed back into
             self._start_shot()
         if self._previous is not None and not cut:
             found = self._follow(rgb, self._predicted)
@@ -149,24 +166,26 @@ class FaceTracker:
                 cut = True
                 self._start_shot()
                 found = self._recognised(rgb, [found])
-        if found is None and (self._previous is not None or cut or self._search_due()):
+        if found is None and (self._previous is not None or cut or self._search_due() or self._held_full(rgb)):
             expected = self._predicted if self._previous is not None else None
             found = self._choose(rgb, self.search.find(rgb))
             searched = True
             if found is not None and expected is not None and not cut and not self._continues(found):
                 cut = True  # found again far from where the follow expected it: a new shot, as after a cut
+                released = self.flush()
                 self._new_segment()
         elif found is None and self._last_seen is not None:  # between searches: where it was last seen
             found = self._choose_again(rgb, self._follow_all(rgb, self._last_seen))
+        if found is not None and not self._still_theirs(rgb, found):
+            self._strangers.append((found, self._frame))
+            found = None  # somebody else now: the follow ends here, a gap
         tracked = self._record(found, cut, searched)
-        if found is not None:
-            self._describe(rgb, found)
         if found is None and not searched:
             self._held.append((rgb, tracked))
-            return []
+            return released
         if found is not None:
             self._follow_back(found, tracked.segment)
-        return self.flush() + [tracked]
+        return released + self.flush() + [tracked]
 
     def flush(self) -> list[TrackedFrame]:
         """The frames still held back (at the clip's end)."""
@@ -179,7 +198,7 @@ class FaceTracker:
         self._cut_pending = True
         self._others, self._strangers = [], []
         self._identified = False
-        self._described_frame = _LONG_AGO
+        self._described_frame = self._checked_frame = _LONG_AGO
         self._new_segment()
 
     def _follow_back(self, found: Detection, segment: int) -> None:
@@ -200,13 +219,43 @@ class FaceTracker:
         self.embeddings += len(faces)
         return self._embed(rgb, faces)
 
-    def _describe(self, rgb: np.ndarray, face: Detection) -> None:
-        """About once a second, add the followed face's look to the person's gallery, while it is surely theirs."""
+    def _still_theirs(self, rgb: np.ndarray, face: Detection) -> bool:
+        """Check the followed face by recognition when due (False: it is somebody else's); seed and grow the gallery."""
+        if not recognisable(face) or self._checked_frame == self._frame:
+            return True
+        if not len(self.identity):  # the chosen face, described once it is large enough to stand for the person
+            if self._identified:
+                self.identity.anchor(self._embeddings(rgb, [face])[0])
+                self._checked_frame = self._described_frame = self._frame
+            return True
+        interval = SUSPECT_INTERVAL if self._suspect else RECHECK_INTERVAL
+        if self._frame - self._checked_frame < interval * self.fps:
+            return True
+        descriptor = self._embeddings(rgb, [face])
+        distance = self._theirs(descriptor)[0]  # inf: nearer somebody else's looks
+        # followed since it was recognised: still theirs within STILL_SAME; followed by place: recognised afresh
+        theirs = self.identity.still_theirs(descriptor)[0] if self._identified else distance <= SAME_PERSON
+        if not theirs or not np.isfinite(distance):
+            self._identified = False
+            return False
+        self._identified = True
+        self._note_look(descriptor[0], face)
+        return True
+
+    def _note_look(self, descriptor: np.ndarray, face: Detection) -> None:
+        """A look found to be the person's: checked now; learned about once a second when the face is clear."""
+        self._checked_frame = self._frame
+        self._suspect = float(self.identity.distance(descriptor)[0]) >= SUSPECT
         due = self._frame - self._described_frame >= DESCRIBE_INTERVAL * self.fps
-        clear = face.confidence >= CONFIDENT or not len(self.identity)  # the first look is taken as it comes
-        if self._identified and due and clear and recognisable(face):
-            self.identity.add(self._embeddings(rgb, [face])[0])
+        if due and face.confidence >= CONFIDENT and self.identity.learn(descriptor, self._frame):
             self._described_frame = self._frame
+
+    def _theirs(self, descriptors: np.ndarray) -> np.ndarray:
+        """(n,) each descriptor's distance to the person's looks; inf where another person's looks are nearer."""
+        found = self.identity.distance(descriptors)
+        for other in self.others:
+            found = np.where(other.distance(descriptors) < found, np.inf, found)
+        return found
 
     def _record(self, found: Detection | None, cut: bool, searched: bool) -> TrackedFrame:
         if found is not None:
@@ -233,6 +282,9 @@ class FaceTracker:
         if self._segment_has_face:
             self._segment += 1
             self._segment_has_face = False
+
+    def _held_full(self, rgb: np.ndarray) -> bool:
+        return len(self._held) + 1 >= min(MAX_HELD_S * self.fps, MAX_HELD_BYTES / max(rgb.nbytes, 1))
 
     def _search_due(self) -> bool:
         if self._lost_frames < EVERY_FRAME_SEARCHES:
@@ -273,8 +325,13 @@ class FaceTracker:
     def _choose_again(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
         """After a cut or a gap: the face that is the person's, by their looks (by place only when too small)."""
         faces = credible(faces)
-        if self._last_seen is not None and not recognisable(self._last_seen) and not self._cut_pending:
-            return self._reacquire_by_place(faces)  # the person has been too small to recognise
+        if self._last_seen is not None and not self._cut_pending and (
+                not recognisable(self._last_seen) or not len(self.identity)):
+            return self._reacquire_by_place(faces)  # the person has been too small to recognise, or to describe
+        if not len(self.identity):  # after a cut, never described: chosen again by the first rule
+            chosen = self._by_rule(rgb, faces)
+            self._identified = chosen is not None
+            return chosen
         return self._recognised(rgb, faces)
 
     def _recognised(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
@@ -283,13 +340,13 @@ class FaceTracker:
         if not candidates:
             return None
         descriptors = self._embeddings(rgb, candidates)
-        best = self.identity.best(descriptors)
+        found = self._theirs(descriptors)
+        best = int(np.argmin(found)) if found.min() <= SAME_PERSON else None
         self._strangers += [(face, self._frame) for i, face in enumerate(candidates) if i != best]
         if best is None:
             return None
         self._identified = True
-        self.identity.add(descriptors[best])
-        self._described_frame = self._frame
+        self._note_look(descriptors[best], candidates[best])
         return candidates[best]
 
     def _known_stranger(self, face: Detection) -> bool:
@@ -300,9 +357,17 @@ class FaceTracker:
                    for other, _ in self._strangers)
 
     def _first_choice(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
-        if self._given_identity:
-            chosen = self._recognised(rgb, credible(faces))
-        elif self.point is not None:
+        chosen = self._recognised(rgb, credible(faces)) if self._given_identity else self._by_rule(rgb, faces)
+        if chosen is None:
+            return None
+        self.chosen, self.chosen_frame = chosen, self._frame
+        self._identified = True
+        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
+        return chosen
+
+    def _by_rule(self, rgb: np.ndarray, faces: list[Detection]) -> Detection | None:
+        """The face the user's rule picks: the one nearest their point, or the largest."""
+        if self.point is not None:
             height, width = rgb.shape[:2]
             point = np.array([self.point[0] * width, self.point[1] * height])
             # the point seeds a face the detector missed; a face both found keeps the search's landmarks
@@ -314,17 +379,8 @@ class FaceTracker:
                 low, high = face.landmarks68.min(axis=0), face.landmarks68.max(axis=0)
                 return float(np.linalg.norm(np.clip(point, low, high) - point))  # 0 inside the face
 
-            chosen = min(faces, key=lambda face: (distance_to_point(face), -face.size))
-        elif faces:
-            chosen = max(credible(faces), key=lambda face: face.size)
-        else:
-            return None
-        if chosen is None:
-            return None
-        self.chosen, self.chosen_frame = chosen, self._frame
-        self._identified = True
-        self._others = [face for face in faces if face is not chosen and face.confidence >= CONFIDENT]
-        return chosen
+            return min(faces, key=lambda face: (distance_to_point(face), -face.size))
+        return max(credible(faces), key=lambda face: face.size) if faces else None
 
     def _reacquire_by_place(self, faces: list[Detection]) -> Detection | None:
         """A face too small to recognise, lost in the same shot: the face nearest where it was last
@@ -335,11 +391,10 @@ class FaceTracker:
         candidates = []
         for face in faces:
             distance, ratio = _step(last, face)
-            if ratio > REACQUIRE_SCALE:
-                continue
-            if self._others and (distance > reach or any(_step(other, face)[0] < min(distance, self.max_first_step)
-                                                         for other in self._others)):
-                continue  # too far, or where another person was seen: that person, not ours
+            if ratio > REACQUIRE_SCALE or distance > reach:
+                continue  # too far to be the face lost, whether or not anyone else was seen
+            if any(_step(other, face)[0] < min(distance, self.max_first_step) for other in self._others):
+                continue  # where another person was seen: that person, not ours
             candidates.append((distance, face))
         self._identified = False  # by place only
         return min(candidates, key=lambda item: item[0])[1] if candidates else None

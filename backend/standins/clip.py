@@ -187,6 +187,7 @@ class FaceInShot:
     zoom: float = 0.0  # size at the shot's end = size x (1 + zoom)
     mirror: bool = False  # flipped left-right (still the same person to face recognition)
     person: str = "astronaut"  # a key of PORTRAITS
+    light: float = 1.0  # the portrait's light multiplied by this (another day's light: 0.6 darker, 1.3 brighter)
 
 
 @dataclass
@@ -194,6 +195,7 @@ class Shot:
     frames: int
     faces: list[FaceInShot]
     background: str = "rocket"  # a scikit-image photograph behind the faces
+    dissolve: int = 0  # frames of a cross-dissolve from the shot before, over its last frames (0: a hard cut)
 
 
 def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot], fps: float = 30.0,
@@ -201,8 +203,9 @@ def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot],
     """A clip of real-photo shots with real faces placed small, moving; motion saved beside it.
 
     `path` + `.motion.json` holds, per frame, one 2x3 affine (portrait pixels -> frame pixels) per
-    face of that frame's shot, in the order given (hard cuts between shots). The affine carries the
-    face's own portrait: each face's landmarks (`PORTRAITS`) map through it onto the frame.
+    face of that frame's shot, in the order given (hard cuts between shots; where a shot dissolves in
+    over the last frames of the one before, those frames list the faces of both, the outgoing first).
+    The affine carries the face's own portrait: each face's landmarks (`PORTRAITS`) map through it onto the frame.
     `fourccs`: the codecs to try (`H264_WHERE_POSSIBLE`: H.264 where OpenCV can); `video_codec` says which.
     """
     from skimage import data
@@ -212,13 +215,15 @@ def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot],
     motions: list[list[list[list[float]]]] = []
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
     writer = open_writer(temporary, fps, size, fourccs)
-    for shot in shots:
+    # the last frames of the shot before, held back while a dissolve may need them: (frame, faces' affines)
+    tail: list[tuple[np.ndarray, list[list[list[float]]]]] = []
+    for number, shot in enumerate(shots):
         background = cv2.resize(getattr(data, shot.background)()[..., :3], size, interpolation=cv2.INTER_AREA)
         t = np.arange(shot.frames) / max(shot.frames - 1, 1)
         placed = []
         for face in shot.faces:
             person = PORTRAITS[face.person]
-            portrait = person.image()
+            portrait = np.clip(person.image() * np.float32(face.light), 0, 255).astype(np.uint8)
             portrait_width = portrait.shape[1]
             scale = face.face_px / person.face_px * (1 + face.zoom * t)
             centre_x = (face.x + face.pan[0] * t) * width
@@ -234,6 +239,13 @@ def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot],
             source = cv2.GaussianBlur(portrait, (0, 0), 0.5 * np.sqrt(shrink ** 2 - 1)) if shrink > 1.05 else portrait
             mask = np.full(portrait.shape[:2], 255, np.uint8)
             placed.append((matrices, source, mask))
+        dissolve = min(shot.dissolve, len(tail), shot.frames)
+        for held in tail[:len(tail) - dissolve]:  # the shot before, up to where this one dissolves in
+            writer.write(cv2.cvtColor(held[0], cv2.COLOR_RGB2BGR))
+            motions.append(held[1])
+        incoming = tail[len(tail) - dissolve:]
+        tail = []
+        keep = max((later.dissolve for later in shots[number + 1:number + 2]), default=0)
         for f in range(shot.frames):
             frame = background.copy()
             for matrices, source, mask in placed:
@@ -242,8 +254,19 @@ def write_scene_clip(path: str | Path, size: tuple[int, int], shots: list[Shot],
                 warped = cv2.warpAffine(source, to_cv, size, flags=cv2.INTER_LINEAR)
                 inside = cv2.warpAffine(mask, to_cv, size) > 127
                 frame[inside] = warped[inside]
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            motions.append([matrices[f].round(6).tolist() for matrices, _, _ in placed])
+            motion = [matrices[f].round(6).tolist() for matrices, _, _ in placed]
+            if f < dissolve:  # the shot before fades out as this one fades in: both shots' faces are listed
+                weight = (f + 1) / (dissolve + 1)
+                frame = cv2.addWeighted(incoming[f][0], 1 - weight, frame, weight, 0)
+                motion = incoming[f][1] + motion
+            if f >= shot.frames - keep:
+                tail.append((frame, motion))
+            else:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                motions.append(motion)
+    for frame, motion in tail:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        motions.append(motion)
     writer.release()
     temporary.replace(path)
     people = sorted({face.person for shot in shots for face in shot.faces})

@@ -30,6 +30,7 @@ class PersonEntry:
     seen: list[int]  # footage frames where a whole-frame search found and recognised them
     result: str | None = None  # their result file, relative to the JSON's folder (None: not reconstructed)
     frames: list[list[int]] = field(default_factory=list)  # [first, last] footage frames their face is tracked on
+    looks: list[list[float]] = field(default_factory=list)  # face-recognition descriptors (128 each) that anchor them
 
     @property
     def frame_count(self) -> int:
@@ -118,4 +119,12 @@ def _person(entry: dict) -> PersonEntry:
     return PersonEntry(number=int(entry["number"]), thumbnail=str(entry["thumbnail"]),
                        first_frame=int(entry["first_frame"]), seen=[int(frame) for frame in entry["seen"]],
                        result=entry.get("result"),
-                       frames=[[int(first), int(last)] for first, last in entry.get("frames", [])])
+                       frames=[[int(first), int(last)] for first, last in entry.get("frames", [])],
+                       looks=_looks(entry.get("looks", [])))
+
+
+def _looks(looks) -> list[list[float]]:
+    looks = [[float(value) for value in look] for look in looks]
+    if any(len(look) != 128 or not all(math.isfinite(value) for value in look) for look in looks):
+        raise ValueError("a look is not 128 finite numbers")
+    return looks

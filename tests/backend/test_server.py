@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sheap_blender.core.result_format import read_result
@@ -128,6 +129,7 @@ def test_everyone_on_a_warm_backend(client, demo, tmp_path):
     client.send(**request(demo, tmp_path / "two.sheap.safetensors", id=3, footage=str(clip), people="all"))
     done, events = client.until("done")
     assert done["count"] == 2 and done["people"] == str(tmp_path / "two.people.json") and "result" not in done
+    done_people = done["people"]
     listing = read_people(done["people"])
     assert [person.number for person in listing.people] == [1, 2]
     assert all(read_result(listing.path_of(tmp_path / "two.people.json", person.result)).valid.all()
@@ -136,8 +138,16 @@ def test_everyone_on_a_warm_backend(client, demo, tmp_path):
     assert progress[-1]["frame"] == progress[-1]["total"] == 3 * 16  # the search, then one pass per person
     client.send(**request(demo, tmp_path / "second.sheap.safetensors", id=4, footage=str(clip), people=2))
     done, events = client.until("done")
-    assert read_result(done["result"]).valid.all()
+    second = read_result(done["result"])
+    assert second.valid.all()
     assert any("following person 2" in e.get("message", "") for e in events)
+    # with the people file its looks are read (tests/backend/faces/test_people.py shows the search is not run)
+    client.send(**request(demo, tmp_path / "from_file.sheap.safetensors", id=5, footage=str(clip), people=2,
+                          people_file=done_people))
+    done, events = client.until("done")
+    from_file = read_result(done["result"])
+    assert from_file.valid.all()
+    assert np.abs(from_file.params["crop_box"] - second.params["crop_box"]).max() < 1.0
 
 
 def test_cancel_stops_the_job_and_writes_nothing(client, demo, tmp_path):
@@ -190,7 +200,8 @@ def bad_lines(demo: Path, out: Path) -> list[str]:
         with_(gaussians=True, gaussian_count=0), with_(gaussians=True, gaussian_count=1e300), with_(face=[2, 0]),
         with_(face="0.3,0.4"), with_(face=[0.1]), with_(face=[True, 0.5]),
         with_(people=0), with_(people="everyone"), with_(people=True), with_(people=1.5), with_(people=[1]),
-        with_(people="all", face=[0.5, 0.5]),
+        with_(people="all", face=[0.5, 0.5]), with_(people="all", people_file="/tmp/x.people.json"),
+        with_(people=1, people_file=5), with_(people_file="/tmp/x.people.json"),
     ]
 
 

@@ -4,6 +4,7 @@ backend subprocess (Grace Hopper and the astronaut)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -166,7 +167,11 @@ def test_the_panels_choice_of_whom_to_follow(empty_scene, tmp_path):
     request = Request(footage=footage, output="o.sheap.safetensors", flame="f", weights="w", backend_python="p",
                       people=2)
     assert request.fields()["people"] == 2 and request.fields()["face"] is None
-    assert Request(footage=footage, output="o", flame="f", weights="w", backend_python="p").fields()["people"] is None
+    assert request.fields()["people_file"] is None
+    plain = Request(footage=footage, output="o", flame="f", weights="w", backend_python="p").fields()
+    assert plain["people"] is None and plain["people_file"] is None
+    request.people_file = "x.people.json"  # Find People's file: the backend reads the people's looks from it
+    assert request.fields()["people_file"] == os.path.abspath("x.people.json")
 
 
 def test_a_person_not_chosen_is_refused_before_the_run(demo, empty_scene):

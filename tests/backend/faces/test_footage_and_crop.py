@@ -286,3 +286,31 @@ def test_an_exr_plate_sequence_is_reconstructed_like_its_png_frames(demo, tmp_pa
     assert exr.valid.all() and png.valid.all() and exr.n_frames == 10
     size = png.params["crop_box"][:, 2] - png.params["crop_box"][:, 0]
     assert np.abs(exr.params["crop_box"] - png.params["crop_box"]).max() < 0.01 * size.min()
+
+
+def _video_at(path: Path, fps: float, frames: int = 12) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_container_saying_1000_fps_is_one_line_naming_the_file_and_nothing_is_written(tmp_path):
+    """A real MP4 whose header and timestamps both say 1000 fps: a clear error, not a thousand-frame buffer."""
+    from backend_command import backend
+
+    clip = _video_at(tmp_path / "bogus_rate.mp4", 1000.0)
+    assert cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS) == pytest.approx(1000)  # the premise
+    with pytest.raises(InputError, match="1000 fps"):
+        open_footage(clip)
+    out = tmp_path / "who.people.json"
+    completed = backend("people", clip, "-o", out)
+    assert completed.returncode == 2 and not out.exists()
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(clip) in lines[0] and "1000 fps" in lines[0]
+
+
+@pytest.mark.parametrize("fps", [0.5, 24.0, 120.0, 240.0])
+def test_a_cameras_frame_rate_is_read_as_it_is(tmp_path, fps):
+    assert open_footage(_video_at(tmp_path / "rate.mp4", fps)).fps == pytest.approx(fps)

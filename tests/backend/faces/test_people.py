@@ -137,3 +137,64 @@ def test_a_bad_people_choice_is_one_line_and_writes_nothing(demo, edited, tmp_pa
     lines = completed.stderr.strip().splitlines()
     assert [line for line in lines if line.startswith("error")] == lines[-1:] and words in lines[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+DIALOGUE = [("hopper", 0.38, 190, "rocket"), ("astronaut", 0.62, 180, "coffee")] * 2 + [
+    ("cameraman", 0.5, 150, "rocket"), ("hopper", 0.42, 170, "rocket"), ("astronaut", 0.58, 190, "coffee")]
+DIALOGUE_SHOT = 25  # frames (a second at 25 fps)
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory) -> Path:
+    """Shot, reverse shot: Grace Hopper and the astronaut, who never share a frame, a second each, the
+    cameraman between; each face where the other's was not (their first shots follow the other's)."""
+    shots = [Shot(DIALOGUE_SHOT, [FaceInShot(x, 0.45, px, pan=(0.02, 0.0), person=person)], background=background)
+             for person, x, px, background in DIALOGUE]
+    return write_scene_clip(tmp_path_factory.mktemp("dialogue") / "dialogue.mp4", SIZE, shots, fps=25.0)
+
+
+def test_a_dialogue_of_two_people_is_two_people_each_with_their_own_shots_only(demo, dialogue, tmp_path):
+    out = tmp_path / "dialogue.sheap.safetensors"
+    backend("reconstruct", dialogue, "-o", out, "--flame", demo / "flame.safetensors", "--weights",
+            demo / "demo_sheap_model.pt", "--batch-size", "8", "--people", "all", check=True)
+    listing = read_people(tmp_path / "dialogue.people.json")
+    assert len(listing.people) == 3  # the two of the dialogue stay two, the cameraman the third
+    for entry, person in zip(listing.people, ("hopper", "astronaut", "cameraman")):
+        theirs = {frame for shot, (name, *_) in enumerate(DIALOGUE) if name == person
+                  for frame in range(shot * DIALOGUE_SHOT, (shot + 1) * DIALOGUE_SHOT)}
+        result = read_result(listing.path_of(listing_path := tmp_path / "dialogue.people.json", entry.result))
+        valid = set(np.flatnonzero(result.valid).tolist())
+        assert valid <= theirs, sorted(valid - theirs)  # never a frame of the shot before theirs, nor anyone's
+        assert len(valid) >= 0.9 * len(theirs)
+        tracked = {frame for first, last in read_people(listing_path).people[entry.number - 1].frames
+                   for frame in range(first, last + 1)}
+        assert tracked == valid
+
+
+def test_person_n_with_the_people_file_follows_the_looks_it_holds_without_searching_again(demo, edited, tmp_path):
+    listing_path = tmp_path / "who.people.json"
+    backend("people", edited, "-o", listing_path, check=True)
+    document = json.loads(listing_path.read_text())
+    assert all(len(person["looks"]) >= 1 and len(person["looks"][0]) == 128 for person in document["people"])
+    out = tmp_path / "second.sheap.safetensors"
+    args = ("reconstruct", edited, "-o", out, "--flame", demo / "flame.safetensors", "--weights",
+            demo / "demo_sheap_model.pt", "--batch-size", "8", "--people", "2", "--people-file", listing_path)
+    backend(*args, check=True)
+    assert np.flatnonzero(read_result(out).valid).tolist() == whose_frames("astronaut")
+    # the file is what is read: with person 2's looks swapped for person 3's, person 2 is the cameraman
+    people = document["people"]
+    people[1]["looks"], people[2]["looks"] = people[2]["looks"], people[1]["looks"]
+    listing_path.write_text(json.dumps(document))
+    backend(*args, check=True)
+    assert np.flatnonzero(read_result(out).valid).tolist() == whose_frames("cameraman")
+
+
+def test_a_people_file_of_another_frame_range_is_one_line(demo, edited, tmp_path):
+    listing_path = tmp_path / "who.people.json"
+    backend("people", edited, "-o", listing_path, "--end", "40", check=True)
+    out = tmp_path / "x.sheap.safetensors"
+    completed = backend("reconstruct", edited, "-o", out, "--flame", demo / "flame.safetensors", "--weights",
+                        demo / "demo_sheap_model.pt", "--people", "1", "--people-file", listing_path)
+    assert completed.returncode == 2 and not out.exists()
+    lines = completed.stderr.strip().splitlines()
+    assert "frames 0-39" in lines[-1] and str(listing_path) in lines[-1]
