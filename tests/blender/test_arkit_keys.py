@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import types
 from pathlib import Path
 
 import bpy
+import mathutils
 import numpy as np
 import pytest
 from conftest import BACKEND_PYTHON
@@ -232,6 +234,63 @@ def test_a_head_made_a_character_is_driven_end_to_end(demo, tmp_path):
         # the face is moved by the made keys, as much as the take says: about a centimetre on the demo clip
         np.testing.assert_allclose(shape, base + np.einsum("k,kvc->vc", weights, offsets), atol=2e-6)
         assert np.linalg.norm(shape - base, axis=1).max() > 0.002, frame
+    # and F12 shows it: the face rendered on the take's most expressive frame differs from its rest shape's
+    # render, far beyond the renderer's noise
+    face_camera(head)
+    moved_most = max(range(1, 7), key=lambda frame: displacement(head, frame))
+    posed, again = (render(moved_most, tmp_path / f"face_{i}.png") for i in range(2))
+    keys = head.data.shape_keys
+    keys.animation_data.action = None
+    for block in keys.key_blocks:
+        block.value = 0.0
+    rest = render(moved_most, tmp_path / "rest.png")
+    changed = np.abs(posed - rest).max(axis=-1)
+    assert (changed > 25).sum() >= 40, ((changed > 25).sum(), displacement(head, moved_most))
+    assert changed.mean() > 4 * np.abs(posed - again).mean() + 0.1
+
+
+def displacement(head: bpy.types.Object, frame: int) -> float:
+    """The most a vertex of the head is moved from its rest shape on a scene frame, metres."""
+    bpy.context.scene.frame_set(frame)
+    keys = head.data.shape_keys.key_blocks
+    weights = np.array([block.value for block in keys[1:]])
+    offsets = key_offsets(head, [block.name for block in keys[1:]])
+    return float(np.linalg.norm(np.einsum("k,kvc->vc", weights, offsets), axis=1).max())
+
+
+def face_camera(head: bpy.types.Object) -> None:
+    """An orthographic camera before the face (it looks toward -Y, Blender's front) and a sun, for renders."""
+    corners = np.array([list(head.matrix_world @ mathutils.Vector(corner)) for corner in head.bound_box])
+    centre, size = corners.mean(axis=0), np.ptp(corners, axis=0).max()
+    scene = bpy.context.scene
+    camera = bpy.data.objects.new("FaceCamera", bpy.data.cameras.new("FaceCamera"))
+    camera.data.type, camera.data.ortho_scale = "ORTHO", 1.1 * size
+    camera.location, camera.rotation_euler = (centre[0], centre[1] - 3 * size, centre[2]), (math.pi / 2, 0.0, 0.0)
+    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    sun.rotation_euler = (math.radians(60), 0.0, math.radians(20))
+    for obj in (camera, sun):
+        scene.collection.objects.link(obj)
+    scene.camera = camera
+
+
+def render(frame: int, path: Path, size: int = 256) -> np.ndarray:
+    """The scene's frame rendered with Cycles (CPU, 8 samples) and read back: (size, size, 3) 0..255."""
+    scene = bpy.context.scene
+    scene.render.engine, scene.cycles.device, scene.cycles.samples = "CYCLES", "CPU", 8
+    scene.cycles.use_denoising, scene.render.dither_intensity = False, 0.0
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
+    scene.render.filepath = str(path)
+    scene.frame_set(frame)
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(str(path))
+    try:
+        pixels = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(size, size, 4)[..., :3] * 255.0
 
 
 class PanelStub:
