@@ -88,7 +88,7 @@ def describe_photos(folder: Path, recognizer: FaceRecognizer) -> dict[str, dict]
     landmarker = Landmarker()
     search = FaceSearch(landmarker, min_face=20)
     names = ["as photographed", "dark"] + [size_name(px) for px in FACE_SIZES]
-    found = {name: {"people": [], "photos": [], "descriptors": [], "turned": []} for name in names}
+    found = {name: {"people": [], "photos": [], "descriptors": [], "turned": [], "size": []} for name in names}
     missed = dict.fromkeys(found, 0)
     for person_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         for path in sorted(p for p in person_dir.iterdir() if p.suffix.lower() in EXTENSIONS):
@@ -109,6 +109,7 @@ def describe_photos(folder: Path, recognizer: FaceRecognizer) -> dict[str, dict]
                 entry["photos"].append(str(path.relative_to(folder)))
                 entry["descriptors"].append(recognizer.embed(image, [seen])[0])
                 entry["turned"].append(turned(face))
+                entry["size"].append(seen.size)  # the face's size where it was described
     search.close()
     landmarker.close()
     for name, entry in found.items():
@@ -162,6 +163,7 @@ def subset(entry: dict, people: set[str]) -> dict:
     return {"people": [p for p, k in zip(entry["people"], keep) if k],
             "photos": [p for p, k in zip(entry["photos"], keep) if k],
             "turned": [p for p, k in zip(entry["turned"], keep) if k],
+            "size": [p for p, k in zip(entry["size"], keep) if k],
             "descriptors": entry["descriptors"][keep], "missed": entry.get("missed", 0)}
 
 
@@ -213,6 +215,13 @@ def report(found: dict, threshold: float) -> dict[str, tuple[float, float]]:
         print(f"  {name:<24}" + "   ".join(f"{value:.2f}: {100 * (accepts <= value).mean():5.1f}% / "
                                            f"{100 * (refuses <= value).mean():5.2f}%"
                                            for value in (0.45, 0.5, 0.55, 0.6, 0.65)))
+    same, different = pair_distances(base, base)
+    grid = np.linspace(0.2, 1.2, 2001)
+    far, frr = (different[None] <= grid[:, None]).mean(1), (same[None] > grid[:, None]).mean(1)
+    equal = int(np.argmin(np.abs(far - frr)))
+    print(f"  pairs as photographed: equal error rate {100 * (far[equal] + frr[equal]) / 2:.2f} % (at "
+          f"{grid[equal]:.3f}); TAR at FAR 0.1 %: {100 * (same <= np.quantile(different, 0.001)).mean():.1f} %, "
+          f"at FAR 1 %: {100 * (same <= np.quantile(different, 0.01)).mean():.1f} %")
     return rates
 
 
@@ -243,15 +252,22 @@ def smallest_face(found: dict, people: set[str], threshold: float) -> int | None
     gallery = subset(found["as photographed"], people)
     print(f"\nsmallest face (held-out half, at {threshold:.3f}): each photograph shrunk so its face is N px across, "
           "found again there and described, against the others as photographed")
-    print(f"{'face':<10}{'found':>8}{'pairs TAR':>11}{'FAR':>8}{'nearest TAR':>13}{'FAR':>8}")
     full = accepted(*nearest_look(gallery, gallery), threshold)[0]
+    native = np.array(gallery["size"])
+    print(f"as photographed the faces are {np.median(native):.0f} px across (median; {np.percentile(native, 5):.0f} to "
+          f"{np.percentile(native, 95):.0f} for 90 %); " + ", ".join(
+              f"{int((native <= px).sum())} already {px} px or less" for px in FACE_SIZES) + " (never enlarged)")
+    print(f"{'face':<10}{'found':>8}{'pairs TAR':>11}{'FAR':>8}{'nearest TAR':>13}{'FAR':>8}{'found px':>10}"
+          f"{'> 1.25x':>8}   (the size found again there: median; faces found over 1.25x the size asked)")
     holds, unbroken = None, True
     for face_px in sorted(FACE_SIZES, reverse=True):
         probe = subset(found[size_name(face_px)], people)
         pairs = accepted(*pair_distances(probe, gallery), threshold)
         nearest = accepted(*nearest_look(probe, gallery), threshold)
+        sizes = np.array(probe["size"])
         print(f"{face_px:>4} px   {len(probe['people']):>4}/{len(gallery['people']):<4}{100 * pairs[0]:>9.1f}%"
-              f"{100 * pairs[1]:>7.2f}%{100 * nearest[0]:>11.1f}%{100 * nearest[1]:>7.2f}%")
+              f"{100 * pairs[1]:>7.2f}%{100 * nearest[0]:>11.1f}%{100 * nearest[1]:>7.2f}%"
+              f"{np.median(sizes):>10.1f}{int((sizes > 1.25 * face_px).sum()):>8}")
         if unbroken and nearest[0] >= full - 0.03:
             holds = face_px
         else:
