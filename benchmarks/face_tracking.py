@@ -20,8 +20,10 @@ decode + follow >= 60 frames/s at 1080p on one core.
 
 Face recognition: how many faces the tracker described (`embeddings`: after a cut, on re-finding
 the face, and about once a second to keep the person's looks fresh), and the milliseconds they
-cost per face and per second of footage. Then the same at 1080p on an edited clip: the person, a
-cut to somebody else (whose frames must be a gap), a cut back to the person (found again).
+cost per face and per second of footage; decode + follow before and after recognition, in the same
+run (before: a stand-in recognizer that costs nothing and sees one person everywhere). Then the same
+at 1080p on an edited clip: the person, a cut to somebody else (whose frames must be a gap), a cut
+back to the person (found again).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -41,6 +45,7 @@ from machine import Goals, machine_line  # noqa: E402  (benchmarks/machine.py, b
 
 from backend.faces.face_recognition import shared_recognizer  # noqa: E402
 from backend.faces.footage import open_footage  # noqa: E402
+from backend.faces.identity import Embed  # noqa: E402
 from backend.faces.tracker import FaceTracker  # noqa: E402
 from backend.standins.clip import H264_WHERE_POSSIBLE, FaceInShot, Shot, video_codec, write_scene_clip  # noqa: E402
 
@@ -73,7 +78,12 @@ class TimedEmbed:
         return descriptors
 
 
-def follow_fps(path: Path, embed: TimedEmbed | None = None) -> tuple[float, int]:
+def free_embed(rgb, faces) -> np.ndarray:
+    """A stand-in for the recognizer that costs nothing: every face gets one fixed descriptor (all one person)."""
+    return np.zeros((len(faces), 128), np.float32)
+
+
+def follow_fps(path: Path, embed: Embed | None = None) -> tuple[float, int]:
     """Frames/s of decode + tracking over the frames after the first (whose search is timed apart), and
     the number of frames on which the face was found (the first included)."""
     with FaceTracker(embed=embed or TimedEmbed()) as tracker:
@@ -139,7 +149,7 @@ def main() -> None:
     cv2.setNumThreads(1)
     print(f"one core (CPU {sorted(os.sched_getaffinity(0))[0]}), {args.frames} frames a clip, "
           f"median (min..max) of {args.repeats} runs after a warm-up")
-    goals, medians, recognised = Goals(), {}, {}
+    goals, medians, recognised, unrecognised = Goals(), {}, {}, {}
     tmp_root = tempfile.TemporaryDirectory()
     print(f"{'footage':20s} {'decode fps':>22s} {'decode+follow fps':>22s} {'search ms':>22s} "
           f"{'search-every-frame fps':>23s} {'follow/search':>14s} {'found':>7s}")
@@ -168,12 +178,18 @@ def main() -> None:
                   f"{ratio:13.1f}x {found:3d}/{args.frames}", flush=True)
             medians[name] = statistics.median(follow)
             recognised[name] = embeds
+            unrecognised[name] = [follow_fps(clip, free_embed)[0] for _ in range(args.repeats)]
     print(f"\nface recognition while following ({args.frames} frames at 30 fps):")
     for name, embeds in recognised.items():
         faces = statistics.median(embed.faces for embed in embeds)
         per_face = statistics.median(1000 * embed.seconds / max(embed.faces, 1) for embed in embeds)
         print(f"  {name:20s} {faces:4.0f} faces described, {per_face:6.1f} ms each, "
               f"{faces * per_face / (args.frames / 30):6.1f} ms per second of footage")
+    print("\ndecode + follow before and after recognition (the same runs' clips; before: a stand-in descriptor "
+          "that costs nothing):")
+    for name, free in unrecognised.items():
+        print(f"  {name:20s} before {summary(free)}   after {medians[name]:6.1f} frames/s   "
+              f"after / before {medians[name] / statistics.median(free):.2f}x")
     edited_fps, found, gap, embed = edited_clip(Path(tmp_root.name), args.repeats)
     print(f"\nedited 1080p clip (the person 2 s, a cut to somebody else 2 s, a cut back 2 s): decode + follow "
           f"{summary(edited_fps)} frames/s; {embed.faces} faces described ({1000 * embed.seconds:.0f} ms); "

@@ -1,8 +1,8 @@
 """Face recognition: a face's 68 landmarks -> dlib's aligned chip (`face_chip`) -> a 128-d descriptor (`face_net`).
 
 The network is dlib's face-recognition ResNet (public domain, from the `face-recognition-models`
-package), converted once to safetensors in `weights/` and run by torch: 8 to 13 ms a face on
-one CPU core where dlib itself takes about 95 (docs/people.md). It is loaded once per process.
+package), converted once to safetensors in `weights/` and run by torch: 4 to 13 ms a face on
+one CPU core where dlib itself takes 60 to 95 (docs/people.md). It is loaded once per process.
 """
 
 from __future__ import annotations
