@@ -253,3 +253,26 @@ def moving_head_result(n: int, fps: str = "24", seed: int = 3, flame_sha: str = 
                 "backend_version": "test", "demo": "true", "identity": "clip"}
     return Result(np.arange(n, dtype=np.int64), np.ones(n, dtype=bool), params,
                   {"confidence": np.ones(n, dtype=np.float32)}, metadata)
+
+
+def render_still(bpy, frame: int, path: Path) -> np.ndarray:
+    """A scene frame rendered with Cycles (CPU, 8 samples, no denoising) to a PNG, read back: (H, W, 3) 0..255."""
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 8
+    scene.cycles.use_denoising = False
+    scene.render.dither_intensity = 0.0
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.filepath = str(path)
+    scene.frame_set(frame)
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(str(path))
+    try:
+        width, height = image.size
+        pixels = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return (pixels.reshape(height, width, 4)[::-1, :, :3] * 255.0).round()  # Blender's rows run bottom-up

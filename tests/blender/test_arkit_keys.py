@@ -13,6 +13,7 @@ import mathutils
 import numpy as np
 import pytest
 from conftest import BACKEND_PYTHON
+from helpers import render_still
 
 from sheap_blender.core.arkit_keys_check import score_channels, swapped_sides
 from sheap_blender.core.arkit_names import ARKIT_NAMES
@@ -274,23 +275,11 @@ def face_camera(head: bpy.types.Object) -> None:
 
 
 def render(frame: int, path: Path, size: int = 256) -> np.ndarray:
-    """The scene's frame rendered with Cycles (CPU, 8 samples) and read back: (size, size, 3) 0..255."""
+    """The scene's frame rendered with Cycles at size x size and read back: (size, size, 3) 0..255."""
     scene = bpy.context.scene
-    scene.render.engine, scene.cycles.device, scene.cycles.samples = "CYCLES", "CPU", 8
-    scene.cycles.use_denoising, scene.render.dither_intensity = False, 0.0
     scene.render.resolution_x = scene.render.resolution_y = size
     scene.render.resolution_percentage = 100
-    scene.render.image_settings.file_format, scene.render.image_settings.color_mode = "PNG", "RGB"
-    scene.render.filepath = str(path)
-    scene.frame_set(frame)
-    bpy.ops.render.render(write_still=True)
-    image = bpy.data.images.load(str(path))
-    try:
-        pixels = np.empty(len(image.pixels), dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-    finally:
-        bpy.data.images.remove(image)
-    return pixels.reshape(size, size, 4)[..., :3] * 255.0
+    return render_still(bpy, frame, path)
 
 
 class PanelStub:

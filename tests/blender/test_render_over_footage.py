@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 import pytest
 from conftest import require_backend
-from helpers import FOV, flame_forward, reference_pixels, write, write_png
+from helpers import FOV, flame_forward, reference_pixels, render_still, write, write_png
 
 from sheap_blender import render_setup
 from sheap_blender.core.flame_model import load_flame
@@ -71,24 +71,7 @@ def grow(mask: np.ndarray, steps: int) -> np.ndarray:
 
 def render_frame(frame: int, path: Path) -> np.ndarray:
     """Render a scene frame with Cycles (CPU, 8 samples) to a PNG and read it back: (H, W, 3) 0..255."""
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 8
-    scene.cycles.use_denoising = False
-    scene.render.dither_intensity = 0.0
-    scene.render.image_settings.file_format = "PNG"
-    scene.render.image_settings.color_mode = "RGB"
-    scene.render.filepath = str(path)
-    scene.frame_set(frame)
-    bpy.ops.render.render(write_still=True)
-    image = bpy.data.images.load(str(path))
-    try:
-        pixels = np.empty(len(image.pixels), dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-    finally:
-        bpy.data.images.remove(image)
-    return (pixels.reshape(H, W, 4)[::-1, :, :3] * 255.0).round()  # Blender's rows run bottom-up
+    return render_still(bpy, frame, path)
 
 
 def make_footage(kind: str, folder: Path) -> tuple[str, list[np.ndarray]]:
