@@ -20,24 +20,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sheap_blender.core.atomic_file import check_output
 from sheap_blender.core.camera import SHEAP_FOV_DEG
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.face_choice import face_point
-from sheap_blender.core.flame_model import FlameModel, load_flame
-from sheap_blender.core.result_format import PER_FRAME, Result
+from sheap_blender.core.flame.model import FlameModel, load_flame
+from sheap_blender.core.formats.atomic_file import check_output
+from sheap_blender.core.formats.result_format import PER_FRAME, Result
 
 from . import __version__
 from .faces.crop import BoxSmoother, box_from_landmarks, crop_image
-from .faces.footage import Footage, open_footage
-from .faces.identity import Embed, Identity
-from .faces.people import Person
 from .faces.search import MIN_FACE_PX
-from .faces.tracker import FaceTracker
+from .footage.reader import Footage, open_footage
+from .identity.gallery import Embed, Identity
 from .model.precision import load_predictor as load_at_precision
 from .model.precision import precision_metadata, resolve_precision
 from .model.predictor import CROP_SIZE, Predictor, resolve_device
 from .model.temporal import Smoothing, aggregate_identity, clean_params, fill_segments
+from .people.find_people import Person
+from .people.tracker import FaceTracker
 
 _END = object()
 DECODED_BYTES = 256 * 2**20  # decoded frames held ahead of the tracker, at most

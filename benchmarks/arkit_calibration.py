@@ -30,17 +30,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sheap_blender.core.arkit_check import cross_source, round_trip  # noqa: E402
-from sheap_blender.core.arkit_names import ARKIT_INDEX, ARKIT_NAMES  # noqa: E402
-from sheap_blender.core.arkit_reference import ArkitReference, load_reference, read_reference  # noqa: E402
-from sheap_blender.core.arkit_solve import GAZE_CHANNELS, ArkitSolver, bounded_least_squares  # noqa: E402
-from sheap_blender.core.flame_model import N_SHAPE, FlameModel, load_flame  # noqa: E402
-from sheap_blender.core.mesh_transfer import (  # noqa: E402
+from sheap_blender.core.arkit.check import cross_source, round_trip  # noqa: E402
+from sheap_blender.core.arkit.mesh_transfer import (  # noqa: E402
     closest_surface_points,
     fit_similarity,
     thin_plate_warp,
     vertex_areas,
 )
+from sheap_blender.core.arkit.names import ARKIT_INDEX, ARKIT_NAMES  # noqa: E402
+from sheap_blender.core.arkit.reference import ArkitReference, load_reference, read_reference  # noqa: E402
+from sheap_blender.core.arkit.solve import GAZE_CHANNELS, ArkitSolver, bounded_least_squares  # noqa: E402
+from sheap_blender.core.flame.model import N_SHAPE, FlameModel, load_flame  # noqa: E402
 
 APPLE = REPO / "tests" / "data" / "apple_arkit_reference.safetensors"
 ROUND_TRIP_GOAL = 0.05

@@ -33,10 +33,10 @@ sys.path.insert(0, str(REPO))
 
 from machine import Goals, machine_line  # noqa: E402  (benchmarks/machine.py, beside this script)
 
-from sheap_blender.core.arkit_keys import make_arkit_keys  # noqa: E402
-from sheap_blender.core.arkit_keys_check import five_point_baseline, score_channels, swapped_sides  # noqa: E402
-from sheap_blender.core.arkit_names import ARKIT_INDEX  # noqa: E402
-from sheap_blender.core.arkit_reference import load_reference, read_reference  # noqa: E402
+from sheap_blender.core.arkit.keys import make_arkit_keys  # noqa: E402
+from sheap_blender.core.arkit.keys_check import five_point_baseline, score_channels, swapped_sides  # noqa: E402
+from sheap_blender.core.arkit.names import ARKIT_INDEX  # noqa: E402
+from sheap_blender.core.arkit.reference import load_reference, read_reference  # noqa: E402
 
 APPLE = REPO / "tests" / "data" / "apple_arkit_reference.safetensors"
 NAMED = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "browInnerUp",

@@ -38,9 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from machine import cpu_name  # noqa: E402  (benchmarks/machine.py, beside this script)
 
-from sheap_blender.core.arkit_solve import ArkitSolver  # noqa: E402
-from sheap_blender.core.flame_model import FlameModel, load_flame  # noqa: E402
-from sheap_blender.core.flame_params import WIDTHS, FlameParams  # noqa: E402
+from sheap_blender.core.arkit.solve import ArkitSolver  # noqa: E402
+from sheap_blender.core.flame.model import FlameModel, load_flame  # noqa: E402
+from sheap_blender.core.flame.params import WIDTHS, FlameParams  # noqa: E402
 
 GOAL_FPS = 1000.0
 

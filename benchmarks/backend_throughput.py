@@ -65,8 +65,8 @@ import torch  # noqa: E402
 
 from machine import Goals, cpu_name, load_average  # noqa: E402  (benchmarks/machine.py, beside this script)
 from backend.faces.crop import BoxSmoother, box_from_landmarks, crop_image  # noqa: E402
-from backend.faces.footage import open_footage  # noqa: E402
-from backend.faces.tracker import FaceTracker  # noqa: E402
+from backend.footage.reader import open_footage  # noqa: E402
+from backend.people.tracker import FaceTracker  # noqa: E402
 from backend.model.precision import load_predictor, native_bf16, precision_line  # noqa: E402
 from backend.model.predictor import Predictor  # noqa: E402
 from backend import pipeline  # noqa: E402
@@ -74,8 +74,8 @@ from backend.pipeline import ReconstructJob, reconstruct  # noqa: E402
 from backend.standins.clip import H264_WHERE_POSSIBLE, video_codec, write_demo_clip  # noqa: E402
 from backend.standins.flame import write_demo_flame  # noqa: E402
 from backend.standins.predictor import write_demo_predictor, write_full_size_predictor  # noqa: E402
-from sheap_blender.core.flame_model import load_flame  # noqa: E402
-from sheap_blender.core.result_format import PER_FRAME, Result, read_result, write_result  # noqa: E402
+from sheap_blender.core.flame.model import load_flame  # noqa: E402
+from sheap_blender.core.formats.result_format import PER_FRAME, Result, read_result, write_result  # noqa: E402
 
 STAGES = ("decode", "detect/landmarks", "crop", "network", "write")
 pipeline.iterate_crops_overlapped = pipeline.iterate_crops  # the real one; the control swaps it out per run

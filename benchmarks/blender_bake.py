@@ -32,8 +32,8 @@ def loop_cost(imported, anim, names, values, camera_values, start: int, n: int) 
     curves already hold keys on frames 1 .. start."""
     import numpy as np
 
-    from sheap_blender import animation
-    from sheap_blender.core.flame_model import JOINT_NAMES
+    from sheap_blender.core.flame.model import JOINT_NAMES
+    from sheap_blender.rig import animation
 
     arm, keys, camera = imported.armature, imported.head.data.shape_keys, imported.camera.data
     blocks = [keys.key_blocks[name] for name in names]
@@ -89,12 +89,12 @@ def main() -> int:
     import numpy as np
     from helpers import synthetic_flame, synthetic_result, write, write_flame
 
-    from sheap_blender import animation
     from sheap_blender.core.camera import blender_camera
-    from sheap_blender.core.flame_model import load_flame
-    from sheap_blender.core.result_format import read_result
-    from sheap_blender.core.rig_math import eyelid_key_names, rig_animation
-    from sheap_blender.importer import import_result
+    from sheap_blender.core.flame.model import load_flame
+    from sheap_blender.core.flame.rig_math import eyelid_key_names, rig_animation
+    from sheap_blender.core.formats.result_format import read_result
+    from sheap_blender.reconstruct.importer import import_result
+    from sheap_blender.rig import animation
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from machine import Goals, machine_line  # noqa: E402  (benchmarks/machine.py, beside this script)
 from skimage import data  # noqa: E402
 
-from backend.faces.cuts import CutDetector  # noqa: E402
+from backend.footage.cuts import CutDetector  # noqa: E402
 
 
 def footage(size: tuple[int, int], frames: int) -> list[np.ndarray]:

@@ -50,8 +50,8 @@ def clear(*owners) -> None:
 
 def loop_seconds_a_key(obj, rig, take, mapping, n: int) -> float:
     """Seconds a key for keyframe_insert on frames 1..n, shape keys and the bone's quaternion, into empty curves."""
-    from sheap_blender.core.arkit_names import ARKIT_INDEX
-    from sheap_blender.core.head_rotation import head_turn_in_blender, in_rest_frame, rotation_channels
+    from sheap_blender.core.arkit.names import ARKIT_INDEX
+    from sheap_blender.core.character.head_rotation import head_turn_in_blender, in_rest_frame, rotation_channels
 
     blocks = [(obj.data.shape_keys.key_blocks[key], ARKIT_INDEX[channel]) for key, channel in mapping.items()]
     bone = rig.pose.bones["head"]
@@ -75,7 +75,7 @@ def rig_drives(context, source, args, goals) -> None:
     import bpy
     from face_rigs import ready_player_me
 
-    from sheap_blender import character
+    from sheap_blender.character import drive as character
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     arm = ready_player_me()
@@ -101,7 +101,7 @@ def rig_drives(context, source, args, goals) -> None:
 
 
 def character_mapping_channels(owner, smoothing: float) -> None:
-    from sheap_blender import character_mapping
+    from sheap_blender.character import mapping as character_mapping
 
     character_mapping.ensure_channels(owner)
     for item in owner.sheap_character.channels:
@@ -113,7 +113,7 @@ def eye_mesh_search(_unused) -> None:
     import bpy
     from ict_character import build_character
 
-    from sheap_blender.character_rig import Rig, eye_meshes
+    from sheap_blender.character.character_rig import Rig, eye_meshes
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     obj = build_character()
@@ -150,8 +150,9 @@ def main() -> int:
     from ict_character import build_character
 
     import sheap_blender
-    from sheap_blender import character, character_mapping
-    from sheap_blender.core.flame_model import load_flame
+    from sheap_blender.character import drive as character
+    from sheap_blender.character import mapping as character_mapping
+    from sheap_blender.core.flame.model import load_flame
 
     sheap_blender.register()
 

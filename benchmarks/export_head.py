@@ -68,9 +68,9 @@ def main() -> int:
     from helpers import moving_head_result, write
 
     import sheap_blender
-    from sheap_blender.core.flame_model import load_flame
-    from sheap_blender.export_head import export_head
-    from sheap_blender.importer import import_result
+    from sheap_blender.core.flame.model import load_flame
+    from sheap_blender.export.head import export_head
+    from sheap_blender.reconstruct.importer import import_result
 
     sheap_blender.register()
     with tempfile.TemporaryDirectory() as tmp:

@@ -43,10 +43,10 @@ sys.path.insert(0, str(REPO))
 
 from machine import Goals, machine_line  # noqa: E402  (benchmarks/machine.py, beside this script)
 
-from backend.faces.face_recognition import shared_recognizer  # noqa: E402
-from backend.faces.footage import open_footage  # noqa: E402
-from backend.faces.identity import Embed  # noqa: E402
-from backend.faces.tracker import FaceTracker  # noqa: E402
+from backend.footage.reader import open_footage  # noqa: E402
+from backend.identity.face_recognition import shared_recognizer  # noqa: E402
+from backend.identity.gallery import Embed  # noqa: E402
+from backend.people.tracker import FaceTracker  # noqa: E402
 from backend.standins.clip import H264_WHERE_POSSIBLE, FaceInShot, Shot, video_codec, write_scene_clip  # noqa: E402
 
 RESOLUTIONS = {"1080p": (1920, 1080), "4K": (3840, 2160), "portrait 1080x1920": (1080, 1920)}

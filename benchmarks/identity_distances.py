@@ -32,10 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.faces.face_recognition import FaceRecognizer  # noqa: E402
-from backend.faces.identity import SAME_PERSON, distances  # noqa: E402
 from backend.faces.landmarks import Detection, Landmarker  # noqa: E402
 from backend.faces.search import FaceSearch  # noqa: E402
+from backend.identity.face_recognition import FaceRecognizer  # noqa: E402
+from backend.identity.gallery import SAME_PERSON, distances  # noqa: E402
 from benchmarks.machine import Goals, machine_line  # noqa: E402
 
 FACE_SIZES = (24, 32, 40, 48, 64)  # px across (the 68 landmarks' extent, Detection.size), for the smallest face
@@ -305,7 +305,7 @@ def timing(recognizer: FaceRecognizer, repeats: int) -> dict[str, float]:
     try:
         import dlib
 
-        from backend.faces.face_net_convert import default_model_file
+        from backend.identity.face_net_convert import default_model_file
 
         model = dlib.face_recognition_model_v1(str(default_model_file()))
         points = [dlib.point(int(round(x - 0.5)), int(round(y - 0.5))) for x, y in face.landmarks68]

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/identity_on_video.py
 
-1. A cross-dissolve (the edit of tests/backend/faces/test_identity_over_time.py): Grace Hopper and the
+1. A cross-dissolve (the edit of tests/backend/identity/test_identity_over_time.py): Grace Hopper and the
    astronaut (public-domain portraits) at 210 px where each stands, blended 0 %, 10 %, ... 100 %: each
    blend's distance to either woman. It shows what a look learned on the way through a dissolve is
    worth: how near the other person it lies once it is within `LEARN` of the first.
@@ -24,10 +24,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.faces.face_recognition import shared_recognizer  # noqa: E402
-from backend.faces.identity import LEARN, STILL_SAME, distances  # noqa: E402
 from backend.faces.landmarks import Landmarker  # noqa: E402
 from backend.faces.search import FaceSearch  # noqa: E402
+from backend.identity.face_recognition import shared_recognizer  # noqa: E402
+from backend.identity.gallery import LEARN, STILL_SAME, distances  # noqa: E402
 from backend.standins.clip import PORTRAITS  # noqa: E402
 
 CLIP = REPO / "tests" / "data" / "tears_of_steel_excerpt.mp4"

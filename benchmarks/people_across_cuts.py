@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.faces.landmarks import Landmarker  # noqa: E402
 from backend.faces.search import FaceSearch  # noqa: E402
-from backend.faces.tracker import FaceTracker  # noqa: E402
+from backend.people.tracker import FaceTracker  # noqa: E402
 from benchmarks.identity_distances import EXTENSIONS, central_face, darkened, read_rgb  # noqa: E402
 from benchmarks.machine import Goals, machine_line  # noqa: E402
 

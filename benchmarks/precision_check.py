@@ -54,7 +54,7 @@ from backend.model.precision import (  # noqa: E402
 from backend.model.predictor import REQUIRED_OUTPUTS, Predictor  # noqa: E402
 from backend.standins.flame import write_demo_flame  # noqa: E402
 from backend.standins.predictor import write_demo_predictor, write_full_size_predictor  # noqa: E402
-from sheap_blender.core.flame_model import load_flame  # noqa: E402
+from sheap_blender.core.flame.model import load_flame  # noqa: E402
 
 
 def timed(function, repeats: int) -> tuple[float, object]:

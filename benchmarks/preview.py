@@ -50,13 +50,13 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from backend.faces.footage import open_footage
+    from backend.footage.reader import open_footage
     from backend.model.flame_eval import vertex_chunks
     from backend.review.preview import FOURCC, write_preview
     from backend.standins.clip import video_codec
     from sheap_blender.core.camera import project_to_footage
-    from sheap_blender.core.flame_model import load_flame
-    from sheap_blender.core.result_format import read_result
+    from sheap_blender.core.flame.model import load_flame
+    from sheap_blender.core.formats.result_format import read_result
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)

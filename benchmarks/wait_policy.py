@@ -41,10 +41,10 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     import backend  # noqa: F401 - the policy is already in the environment (set by the parent), as users may set it
-    from backend.faces.footage import open_footage
+    from backend.footage.reader import open_footage
     from backend.model.precision import load_predictor
     from backend.pipeline import ReconstructJob, reconstruct
-    from sheap_blender.core.flame_model import load_flame
+    from sheap_blender.core.flame.model import load_flame
 
     flame = load_flame(args.flame)
     predictor = load_predictor(args.weights, torch.device("cpu"), args.precision, flame)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/warm_start.py [--runs 3] [--device cpu]
 
-Drives the backend exactly as the Blender extension does (sheap_blender.reconstruction: the
+Drives the backend exactly as the Blender extension does (sheap_blender.backend_client.reconstruction: the
 `serve` subprocess and its JSON-lines protocol; no bpy needed), on the demo stand-ins and the
 astronaut clip. "First frame" = the first progress event that reports a frame done. Goal (met /
 MISS; the exit code counts it): the warm run's first frame in under 1 s on CPU.
@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from machine import Goals, machine_line  # noqa: E402  (benchmarks/machine.py, beside this script)
 
-from sheap_blender.reconstruction import Reconstruction, Request, drop_backend  # noqa: E402
+from sheap_blender.backend_client.reconstruction import Reconstruction, Request, drop_backend  # noqa: E402
 
 
 def timed_run(request: Request) -> tuple[float, float, int]:

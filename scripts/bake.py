@@ -95,7 +95,7 @@ def _face(text: str) -> tuple[float, float] | None:
 
 def _export_extension(text: str) -> str:
     from sheap_blender.core.errors import InputError
-    from sheap_blender.core.export_format import format_for
+    from sheap_blender.core.formats.export_format import format_for
 
     extension = "." + text.strip().lstrip(".").lower()
     try:
@@ -132,9 +132,9 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
     """Reconstruct one clip and save its .blend (written to a temporary name, then renamed)."""
     import bpy
 
+    from sheap_blender.backend_client.reconstruction import Reconstruction, Request
     from sheap_blender.core.errors import InputError
-    from sheap_blender.importer import import_result
-    from sheap_blender.reconstruction import Reconstruction, Request
+    from sheap_blender.reconstruct.importer import import_result
 
     started = time.perf_counter()
     target = args.out / f"{name}.blend"
@@ -163,7 +163,7 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
         if args.character is not None:
             made = drive_character(args, run.result_path, flame)
         elif args.people == "all":
-            from sheap_blender.people_import import import_people
+            from sheap_blender.reconstruct.people_import import import_people
 
             made = import_people(bpy.context, run.people_path, flame)
         else:
@@ -199,11 +199,11 @@ def bake_clip(clip: str, name: str, args: argparse.Namespace, flame: str, weight
 
 
 def export(made, args: argparse.Namespace, name: str) -> None:
-    """The baked head(s) or character beside the .blend (sheap_blender.export_head), each written whole or not."""
+    """The baked head(s) or character beside the .blend (sheap_blender.export.head), each written whole or not."""
     import bpy
 
     from sheap_blender.core.errors import InputError
-    from sheap_blender.export_head import export_head
+    from sheap_blender.export.head import export_head
 
     if args.character is not None:
         jobs = [(made.obj, args.out / f"{name}{args.export}")]
@@ -221,11 +221,11 @@ def export(made, args: argparse.Namespace, name: str) -> None:
 
 
 def drive_character(args: argparse.Namespace, result: str, flame: str):
-    """Key the result's ARKit take on the character in the open file (sheap_blender.character)."""
+    """Key the result's ARKit take on the character in the open file (sheap_blender.character.drive)."""
     import bpy
 
-    from sheap_blender.character import drive_with_result, resolve_source
-    from sheap_blender.character_mapping import find_character
+    from sheap_blender.character.drive import drive_with_result, resolve_source
+    from sheap_blender.character.mapping import find_character
 
     target = find_character(str(args.character), args.character_object)
     source = resolve_source(bpy.context, result, flame, frame_start=1)
@@ -236,7 +236,7 @@ def check_character(args: argparse.Namespace) -> str | None:
     """Before any clip: the character's file opens and names one character (else the one-line reason)."""
     import bpy
 
-    from sheap_blender.character_mapping import find_character
+    from sheap_blender.character.mapping import find_character
     from sheap_blender.core.errors import InputError
 
     if not args.character.is_file():
@@ -255,7 +255,7 @@ def write_preview(result: str, video: Path, flame: str, python: str) -> None:
     """The clip's review video, by the backend's `preview` command (written whole or not at all)."""
     import subprocess
 
-    from sheap_blender.backend_process import backend_environment, backend_root
+    from sheap_blender.backend_client.process import backend_environment, backend_root
 
     done = subprocess.run([python, "-m", "backend", "preview", str(result), "--flame", flame, "-o", str(video),
                            "--progress", "none"], cwd=backend_root(), env=backend_environment(), capture_output=True,
@@ -284,7 +284,7 @@ def main() -> int:
     import bpy
 
     import sheap_blender
-    from sheap_blender.reconstruction import drop_backend
+    from sheap_blender.backend_client.reconstruction import drop_backend
 
     if not hasattr(bpy.types.Scene, "sheap"):
         sheap_blender.register()

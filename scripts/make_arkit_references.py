@@ -2,7 +2,7 @@
 
     python scripts/make_arkit_references.py --ict ICT-FaceKit/FaceXModel --apple SAiD/ARKit_blendshapes
 
-- `sheap_blender/core/data/ict_facekit_arkit.safetensors` (shipped): ICT-FaceKit's face and head
+- `sheap_blender/core/arkit/data/ict_facekit_arkit.safetensors` (shipped): ICT-FaceKit's face and head
   (USC ICT, MIT licence, github.com/ICT-VGL/ICT-FaceKit): the generic neutral mesh's vertices 0..11247
   (face, head and neck) in metres, its polygons as triangles, its 53 ARKit-named expressions as vertex
   offsets (millimetres, float16), its 68 Multi-PIE landmark vertices (from its README) and its eyeball
@@ -26,8 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sheap_blender.core.arkit_names import ARKIT_NAMES, channel_for_key  # noqa: E402
-from sheap_blender.core.safetensors_file import write_safetensors  # noqa: E402
+from sheap_blender.core.arkit.names import ARKIT_NAMES, channel_for_key  # noqa: E402
+from sheap_blender.core.formats.safetensors_file import write_safetensors  # noqa: E402
 
 ICT_KEPT_VERTICES = 11248  # face [0:9408] and head and neck [9409:11247] (ICT-FaceKit README)
 ICT_FACE_VERTICES = 9409
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--apple", type=Path, required=True, help="SAiD's unpacked ARKit_blendshapes folder")
     args = parser.parse_args()
     targets = {
-        REPO / "sheap_blender/core/data/ict_facekit_arkit.safetensors": ict_reference(args.ict),
+        REPO / "sheap_blender/core/arkit/data/ict_facekit_arkit.safetensors": ict_reference(args.ict),
         REPO / "tests/data/apple_arkit_reference.safetensors": apple_reference(args.apple),
     }
     for path, (tensors, metadata) in targets.items():

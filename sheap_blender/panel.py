@@ -6,20 +6,20 @@ import os
 
 import bpy
 
-from . import preferences
 from .core.face_choice import clip_cursor_to_point
-from .core.result_format import SMOOTHING_GROUPS
+from .core.formats.result_format import SMOOTHING_GROUPS
+from .settings import preferences
 
 
 def _show_gaussians(settings: SHEAP_SceneSettings, context) -> None:
     """The checkbox shows or hides (viewport and render) every Gaussian preview of its scene."""
-    from .gaussian_preview import show_previews
+    from .preview.gaussians import show_previews
 
     show_previews(settings.id_data, settings.gaussians)
 
 
 def _render_over_footage(settings: SHEAP_SceneSettings) -> bool:
-    from .render_setup import is_enabled
+    from .preview.render_setup import is_enabled
 
     return is_enabled(settings.id_data)
 
@@ -27,7 +27,7 @@ def _render_over_footage(settings: SHEAP_SceneSettings) -> bool:
 def _set_render_over_footage(settings: SHEAP_SceneSettings, value: bool) -> None:
     """On: the scene camera's footage is composited behind the render; off: our nodes go and the
     render settings they needed are put back (the user's own compositing is left alone)."""
-    from .render_setup import disable, enable
+    from .preview.render_setup import disable, enable
 
     if value:
         enable(settings.id_data)
@@ -119,7 +119,7 @@ class SHEAP_SceneSettings(bpy.types.PropertyGroup):
         """The footage a run would read, or '' when none is chosen."""
         if self.source == "FILE":
             return bpy.path.abspath(self.file) if self.file else ""
-        from .reconstruct_operator import footage_of_clip
+        from .reconstruct.operator import footage_of_clip
 
         clip = self.chosen_clip(context)
         return footage_of_clip(clip) if clip is not None else ""
@@ -140,7 +140,7 @@ class SHEAP_OT_face_from_clip_cursor(bpy.types.Operator):
     @staticmethod
     def _other_footage(context, clip: bpy.types.MovieClip) -> str | None:
         """What the reconstruction reads when it is not the clip the editor shows (None: the same)."""
-        from .reconstruct_operator import footage_of_clip
+        from .reconstruct.operator import footage_of_clip
 
         settings = context.scene.sheap
         if settings.source == "CLIP":
@@ -187,7 +187,7 @@ class _SheapPanel:
     bl_region_type = "UI"
 
     def draw(self, context):
-        from .reconstruct_operator import active_run
+        from .reconstruct.operator import active_run
 
         layout = self.layout
         settings = context.scene.sheap
@@ -206,7 +206,7 @@ class _SheapPanel:
         if settings.face_rule == "POINT":
             layout.row(align=True).prop(settings, "face_point", text="")
         elif settings.face_rule in ("PERSON", "EVERYONE"):
-            from .people_operator import draw_people
+            from .people.operator import draw_people
 
             draw_people(layout, context, settings)
         row = layout.row(align=True)

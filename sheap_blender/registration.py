@@ -1,126 +1,43 @@
-"""Operators and menu entries; `register()` / `unregister()` for the package's `__init__`.
+"""Registering the extension: every class in order (preferences first, panels last), the File menu entries.
 
-`bpy.ops.sheap.import_result(filepath=RESULT, flame=FLAME)` imports a result file (the Python
-function `importer.import_result` does the same and returns what it made). Bad input is reported
-as one line and leaves the scene as it was.
+`register()` / `unregister()` for the package's `__init__`; docs/architecture.md maps the packages.
 """
 
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
-from bpy_extras.io_utils import ImportHelper
-
-from .core.errors import InputError
-
-
-class SHEAP_OT_import_result(bpy.types.Operator, ImportHelper):
-    """Import a SHeaP result file: FLAME head rig, baked animation and the footage camera"""
-
-    bl_idname = "sheap.import_result"
-    bl_label = "Import SHeaP Result"
-    bl_options = {"REGISTER", "UNDO"}
-
-    filename_ext = ".safetensors"
-    filter_glob: StringProperty(default="*.safetensors", options={"HIDDEN"})
-    flame: StringProperty(
-        name="FLAME model",
-        description="FLAME's generic_model.pkl or its converted .safetensors (empty: the one in the preferences)",
-        subtype="FILE_PATH",
-    )
-    target: EnumProperty(
-        name="Onto",
-        items=(
-            ("AUTO", "Same Result's Rig or New", "Re-animate the rig made from this file earlier, else build one"),
-            ("NEW", "New Rig", "Always build a new rig"),
-            ("SELECTED", "Selected Rig", "Replace the animation of the selected SHeaP rig"),
-        ),
-        default="AUTO",
-    )
-    frame_start: IntProperty(name="Start Frame", description="Scene frame of the clip's first frame", default=1)
-    set_scene: BoolProperty(
-        name="Set Up Scene",
-        description="Make its camera the scene camera; render size, fps and frame range from the clip",
-        default=True,
-    )
-    render_over_footage: BoolProperty(
-        name="Render over Footage",
-        description="A new rig renders as it looks: the footage composited behind the render, lights, a neutral "
-                    "head material (with Set Up Scene)",
-        default=True,
-    )
-    gaussians: BoolProperty(
-        name="Gaussian Preview",
-        description="When the result has Gaussians, build their point cloud on the rig (replacing its earlier one)",
-        default=True,
-    )
-
-    def execute(self, context):
-        from .importer import import_result
-
-        flame = self.flame or _preferred_flame(context)
-        if not flame:
-            self.report({"ERROR"}, "choose the FLAME model (generic_model.pkl or its .safetensors)")
-            return {"CANCELLED"}
-        try:
-            imported = import_result(context, self.filepath, bpy.path.abspath(flame), target=self.target,
-                                     frame_start=self.frame_start, set_scene=self.set_scene,
-                                     gaussians=self.gaussians, render_over_footage=self.render_over_footage)
-        except InputError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        for warning in imported.warnings:
-            self.report({"WARNING"}, warning)
-        self.report({"INFO"}, imported.summary())
-        return {"FINISHED"}
-
-
-def _preferred_flame(context) -> str:
-    """The FLAME file set in the extension's preferences, if any."""
-    try:
-        from .preferences import get_preferences
-
-        prefs = get_preferences(context)
-    except Exception:  # noqa: BLE001 - preferences are optional here
-        return ""
-    return getattr(prefs, "flame_path", "") if prefs is not None else ""
 
 
 def menu_import(self, context):
-    self.layout.operator(SHEAP_OT_import_result.bl_idname, text="SHeaP Result (.safetensors)")
+    self.layout.operator("sheap.import_result", text="SHeaP Result (.safetensors)")
     self.layout.operator("sheap.import_people", text="SHeaP People (.people.json)")
-
-
-CLASSES = (SHEAP_OT_import_result,)
 
 
 def _modules():
     """Every module with classes to register, in order (preferences first, panels last)."""
-    from . import (
-        arkit_keys_operator,
-        character_mapping,
-        character_operator,
-        character_panel,
-        export_operator,
-        panel,
-        people_operator,
-        preferences,
-        reconstruct_operator,
-    )
+    from . import panel
+    from .character import arkit_keys_operator
+    from .character import mapping as character_mapping
+    from .character import operator as character_operator
+    from .character import panel as character_panel
+    from .export import operator as export_operator
+    from .people import operator as people_operator
+    from .reconstruct import import_operator
+    from .reconstruct import operator as reconstruct_operator
+    from .settings import backend_setup, preferences
 
-    return (preferences, None, reconstruct_operator, people_operator, character_mapping, character_operator,
-            arkit_keys_operator, export_operator, panel, character_panel)
+    return (preferences, backend_setup, import_operator, reconstruct_operator, people_operator, character_mapping,
+            character_operator, arkit_keys_operator, export_operator, panel, character_panel)
 
 
 def _classes() -> list:
-    classes = []
-    for module in _modules():
-        classes.extend(CLASSES if module is None else getattr(module, "classes", ()))
-    return classes
+    return [cls for module in _modules() for cls in module.classes]
 
 
 def register() -> None:
-    from . import character_mapping, export_operator, panel
+    from . import panel
+    from .character import mapping as character_mapping
+    from .export import operator as export_operator
 
     for cls in _classes():
         bpy.utils.register_class(cls)
@@ -131,7 +48,10 @@ def register() -> None:
 
 
 def unregister() -> None:
-    from . import character_mapping, export_operator, panel, people_operator
+    from . import panel
+    from .character import mapping as character_mapping
+    from .export import operator as export_operator
+    from .people import operator as people_operator
 
     people_operator.free_thumbnails()
     bpy.types.TOPBAR_MT_file_export.remove(export_operator.menu_export)

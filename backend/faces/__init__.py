@@ -1,1 +1,1 @@
-"""Finding the face: footage frames in, the followed person's landmarks and 224x224 head crops out."""
+"""Finding faces in a frame: the full-frame search, MediaPipe landmarks, and the 224x224 head crop SHeaP reads."""

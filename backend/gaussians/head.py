@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.flame_model import FlameModel
-from sheap_blender.core.flame_params import FlameParams
+from sheap_blender.core.flame.model import FlameModel
+from sheap_blender.core.flame.params import FlameParams
+from sheap_blender.core.formats.result_format import Result
 from sheap_blender.core.gaussians import GaussianBinding, sample_binding
-from sheap_blender.core.result_format import Result
 
-from ..faces.footage import Footage
+from ..footage.reader import Footage
 from ..model.flame import Flame
 from ..pipeline import Cancelled
 from .colours import project_colours, visible_head_faces

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from sheap_blender.core.camera import CAMERA_POSITION, footage_intrinsics, project_to_footage
-from sheap_blender.core.flame_model import FlameModel
-from sheap_blender.core.result_format import Result
+from sheap_blender.core.flame.model import FlameModel
+from sheap_blender.core.formats.result_format import Result
 from sheap_blender.core.rotation import axis_angle_to_matrix
 
-from ..faces.footage import Footage
+from ..footage.reader import Footage
 from ..model.flame import Flame
 from ..review.raster import rasterise_depth
 

@@ -7,7 +7,7 @@ out), which places the face in the chip with `padding` of its size around it. Th
 fitted exactly as dlib fits it; the pixels are then sampled with OpenCV (bilinear, and for a face
 more than twice the chip's scale a Gaussian pyramid first, as dlib does), which is
 some ten times cheaper than dlib's own sampling and moves a chip by about a grey level: the
-descriptors stay within a few hundredths of dlib's (tests/backend/faces/test_face_net.py), against
+descriptors stay within a few hundredths of dlib's (tests/backend/identity/test_face_net.py), against
 same-person distances of 0.4 and more.
 
 Landmarks use dlib's pixel convention: pixel (x, y) has its centre at (x, y). Detection's

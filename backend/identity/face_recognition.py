@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..faces.landmarks import Detection
 from .face_chip import face_chip
 from .face_net import descriptors
 from .face_net_convert import load_net
-from .landmarks import Detection
 
 
 class FaceRecognizer:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .landmarks import Detection
+from ..faces.landmarks import Detection
 
 SAME_PERSON = 0.55  # at most this far from one of a person's anchor looks: theirs (docs/people.md)
 # A face followed continuously since it was recognised is still theirs within this of an anchor: the different-

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sheap_blender.core.flame_model import N_EXPR, N_SHAPE, FlameModel
-from sheap_blender.core.flame_params import FlameParams
+from sheap_blender.core.flame.model import N_EXPR, N_SHAPE, FlameModel
+from sheap_blender.core.flame.params import FlameParams
 
 
 def rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.flame_model import N_EYELIDS, FlameModel, load_flame, save_flame
+from sheap_blender.core.flame.model import N_EYELIDS, FlameModel, load_flame, save_flame
 
 
 def read_eyelids(path: str | os.PathLike, n_vertices: int) -> np.ndarray:

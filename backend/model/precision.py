@@ -24,8 +24,8 @@ import torch
 
 from sheap_blender.core.camera import CROP_SIZE, project_to_crop
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.flame_model import FlameModel
-from sheap_blender.core.flame_params import FlameParams
+from sheap_blender.core.flame.model import FlameModel
+from sheap_blender.core.flame.params import FlameParams
 
 from ..faces.crop import box_from_landmarks, crop_image
 from ..standins.clip import PORTRAITS

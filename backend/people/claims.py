@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sheap_blender.core.flame_params import POSE_KEYS
-from sheap_blender.core.result_format import Result
+from sheap_blender.core.flame.params import POSE_KEYS
+from sheap_blender.core.formats.result_format import Result
 
-from .faces.footage import Footage
-from .faces.identity import Embed, Identity, recognisable
-from .faces.landmarks import Landmarker
-from .model.temporal import fill_segments
+from ..faces.landmarks import Landmarker
+from ..footage.reader import Footage
+from ..identity.gallery import Embed, Identity, recognisable
+from ..model.temporal import fill_segments
 
 SAME_FACE = 0.5  # crop boxes overlapping by more than this (IoU) on one frame are one face
 

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .crop import crop_region
-from .cuts import CutDetector
-from .footage import Footage
-from .identity import ANCHORS, SAME_PERSON, Embed, Identity, distances, recognisable
-from .landmarks import Detection, Landmarker, square_box
-from .search import FaceSearch
+from ..faces.crop import crop_region
+from ..faces.landmarks import Detection, Landmarker, square_box
+from ..faces.search import FaceSearch
+from ..footage.cuts import CutDetector
+from ..footage.reader import Footage
+from ..identity.gallery import ANCHORS, SAME_PERSON, Embed, Identity, distances, recognisable
 from .tracker import CONFIDENT, default_embed
 
 SCAN_INTERVAL = 0.5  # seconds between two whole-frame searches within a shot

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cuts import CutDetector
-from .identity import SAME_PERSON, Embed, Identity, recognisable
-from .landmarks import Detection, Landmarker
-from .search import MIN_FACE_PX, FaceSearch, distinct_faces
+from ..faces.landmarks import Detection, Landmarker
+from ..faces.search import MIN_FACE_PX, FaceSearch, distinct_faces
+from ..footage.cuts import CutDetector
+from ..identity.gallery import SAME_PERSON, Embed, Identity, recognisable
 
 REFERENCE_FPS = 30.0  # the per-frame limits below are for this rate; `FaceTracker` scales them
 # Between two frames a followed face strays less than this (in face sizes) from where its motion
@@ -91,7 +91,7 @@ def _step(a: Detection, b: Detection) -> tuple[float, float]:
 
 def default_embed() -> Embed:
     """The face-recognition network (loaded on first use: it is not needed to follow a single shot)."""
-    from .face_recognition import shared_recognizer
+    from ..identity.face_recognition import shared_recognizer
 
     return shared_recognizer().embed
 

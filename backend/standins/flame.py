@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sheap_blender.core.atomic_file import replacing
-from sheap_blender.core.flame_model import N_EXPR, N_FACES, N_POSE_FEATURES, N_SHAPE, N_VERTICES
-from sheap_blender.core.mesh_transfer import vertex_normals
+from sheap_blender.core.arkit.mesh_transfer import vertex_normals
+from sheap_blender.core.flame.model import N_EXPR, N_FACES, N_POSE_FEATURES, N_SHAPE, N_VERTICES
+from sheap_blender.core.formats.atomic_file import replacing
 
 PICKLE_NAME = "generic_model.pkl"
 EYELIDS_NAME = "eyelids.pt"
@@ -334,8 +334,8 @@ def demo_landmarks68(vertices: np.ndarray) -> np.ndarray:
     the reference's eye centres, nose tip, mouth corners and chin onto the stand-in's own features, then each
     is snapped to the nearest vertex of the stand-in's face.
     """
-    from sheap_blender.core.arkit_reference import load_reference
-    from sheap_blender.core.mesh_transfer import fit_similarity
+    from sheap_blender.core.arkit.mesh_transfer import fit_similarity
+    from sheap_blender.core.arkit.reference import load_reference
 
     reference = load_reference()
     marks = reference.neutral[reference.landmarks68]

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backend_process import BackendError, BackendProcess
-from .core.people_file import base_name
+from ..core.formats.people_file import base_name
+from .process import BackendError, BackendProcess
 
 
 @dataclass

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend_process import BackendError, backend_environment, backend_root
-from .core.errors import InputError
-from .core.safetensors_file import write_safetensors
+from ..core.errors import InputError
+from ..core.formats.safetensors_file import write_safetensors
+from .process import BackendError, backend_environment, backend_root
 
 TIMEOUT_S = 300.0
 NO_FACE = "no face found"  # how the backend's message for a mesh without a face begins

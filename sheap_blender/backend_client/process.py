@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the extension's folder (sheap_blender/)
 
 
 _NATIVE_LOG_LINE = re.compile(r"^[IW]\d{4} ")  # glog/absl INFO and WARNING lines

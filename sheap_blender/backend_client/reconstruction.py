@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backend_process import BackendError, BackendProcess
-from .core.face_choice import face_request
-from .core.people_file import base_name
+from ..core.face_choice import face_request
+from ..core.formats.people_file import base_name
+from .process import BackendError, BackendProcess
 
 _warm: BackendProcess | None = None
 _warm_lock = threading.Lock()

@@ -16,11 +16,11 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from .core.arkit_keys import NAMING_HABITS, key_name, make_arkit_keys
-from .core.arkit_names import ARKIT_NAMES
-from .core.arkit_reference import load_reference
-from .core.errors import InputError
-from .core.mesh_transfer import closest_surface_points
+from ..core.arkit.keys import NAMING_HABITS, key_name, make_arkit_keys
+from ..core.arkit.mesh_transfer import closest_surface_points
+from ..core.arkit.names import ARKIT_NAMES
+from ..core.arkit.reference import load_reference
+from ..core.errors import InputError
 
 MARKER = "sheap_landmark"
 VERTEX_IDS = "sheap_landmark_vertices"
@@ -79,8 +79,8 @@ def found_landmarks(context, obj: bpy.types.Object, vertices: np.ndarray, triang
     """(68, 3) in the object's space: the backend's, on renders of the head as Blender's Front view shows it
     (then its sides and back); with `rough`, where it sees no face, the reference's laid over the head's front
     (and True: a rough guess)."""
-    from . import preferences
-    from .mesh_landmarks import NoFaceFound, find_landmarks, rough_landmarks
+    from ..backend_client.mesh_landmarks import NoFaceFound, find_landmarks, rough_landmarks
+    from ..settings import preferences
 
     prefs = preferences.get_preferences(context)
     python = python or (prefs.python_path() if prefs else str(preferences.default_backend_python()))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import animation, scene_camera
-from .core.camera import blender_camera
+from ..core.camera import blender_camera
+from ..rig import animation, scene_camera
 
 ROLE_KEY = "sheap_role"  # as the rig's objects say what they are
 ROLE = "character_camera"

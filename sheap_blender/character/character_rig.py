@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from .character_mapping import arkit_characters, check_character
-from .core.errors import InputError
-from .core.head_rotation import ARKIT_TO_BLENDER, character_axes
-from .core.rig_bones import ROLES, usual_bone
-from .rig_lookup import rig_root
+from ..core.character.bones import ROLES, usual_bone
+from ..core.character.head_rotation import ARKIT_TO_BLENDER, character_axes
+from ..core.errors import InputError
+from ..rig.lookup import rig_root
+from .mapping import arkit_characters, check_character
 
 FACING_LEFT = {"NEG_Y": (1.0, 0.0, 0.0), "POS_Y": (-1.0, 0.0, 0.0), "POS_X": (0.0, 1.0, 0.0), "NEG_X": (0.0, -1.0, 0.0)}
 EYE_MESH_SHARE = 0.9  # a mesh is an eye when this share of its skin weight is on the eye bones

@@ -22,15 +22,15 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import animation, timeline
-from .character_mapping import MappingReport, automatic_mapping, mapping_report, store_mapping, stored_mapping
+from ..core.arkit.names import ARKIT_INDEX, ARKIT_NAMES
+from ..core.character.head_rotation import fraction_of_turn, in_rest_frame, rotation_channels, take_turn_in_world
+from ..core.character.take_controls import Controls, retime, sample_rows, sample_valid
+from ..core.errors import InputError
+from ..rig import animation, timeline
+from ..rig.lookup import rig_root
+from ..rig.transaction import Transaction
 from .character_rig import Rig, eye_meshes, facing_axes, resolve, world_rest
-from .core.arkit_names import ARKIT_INDEX, ARKIT_NAMES
-from .core.errors import InputError
-from .core.head_rotation import fraction_of_turn, in_rest_frame, rotation_channels, take_turn_in_world
-from .core.take_controls import Controls, retime, sample_rows, sample_valid
-from .rig_lookup import rig_root
-from .transaction import Transaction
+from .mapping import MappingReport, automatic_mapping, mapping_report, store_mapping, stored_mapping
 
 KEY_GROUP = "ARKit"
 GAZE = frozenset(name for name in ARKIT_NAMES if name.startswith("eyeLook"))  # eye bones turn the eyes instead
@@ -145,17 +145,17 @@ def cache_dir() -> Path:
     The build is reproducible (core/arkit_solve.py breaks ties the same way everywhere), so a solve built
     here equals the backend command's for the same FLAME file, whichever NumPy Blender brings.
     """
-    from .preferences import user_dir
+    from ..settings.preferences import user_dir
 
     return user_dir() / "arkit-solve"
 
 
 def take_from_result(source: Source) -> Take:
     """Solve the result's frames into ARKit weights, the head's and eyes' rotations (InputError for unusable files)."""
-    from .core.arkit_solve import lost_blinks, take_for_result
-    from .core.face_choice import cut_rows
-    from .core.flame_model import load_flame
-    from .core.result_format import read_result
+    from ..core.arkit.solve import lost_blinks, take_for_result
+    from ..core.face_choice import cut_rows
+    from ..core.flame.model import load_flame
+    from ..core.formats.result_format import read_result
 
     result = read_result(source.result)
     model = load_flame(source.flame)
@@ -182,7 +182,7 @@ def take_from_result(source: Source) -> Take:
 
 def take_from_csv(path: str | os.PathLike, fps: float | None, scene_fps: float, frame_start: float) -> Take:
     """A Live Link Face CSV (timecodes at `fps`, None: the take's own rate) on scene frames from `frame_start`."""
-    from .core.live_link_csv import on_scene_frames, read_live_link_csv
+    from ..core.formats.live_link_csv import on_scene_frames, read_live_link_csv
 
     if not (fps is None or fps > 0) or not scene_fps > 0:
         raise InputError(path, f"frame rate {fps if fps is not None else scene_fps} is not usable")
@@ -421,7 +421,7 @@ def key_take(context: bpy.types.Context, target, take: Take, *, set_scene: bool 
             raise InputError(None, "the footage camera needs a SHeaP result (a CSV take has no footage)")
         if take.retimed:
             raise InputError(None, "the footage camera needs the scene at the clip's fps: turn on Set Scene Timing")
-        from . import character_camera
+        from . import camera as character_camera
 
         face = max(plans, key=lambda plan: len(plan.obj.data.vertices))  # the head, not an eye or the teeth
         camera_plan = character_camera.plan_camera(face.obj, take, face.keys)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from .core.arkit_names import ARKIT_NAMES, channel_for_key, duplicate_keys, unmatched_channels
-from .core.errors import InputError
+from ..core.arkit.names import ARKIT_NAMES, channel_for_key, duplicate_keys, unmatched_channels
+from ..core.errors import InputError
 
 NONE = "NONE"
 CHANNEL_ITEMS = [(NONE, "None", "This shape key is not driven"),

@@ -14,8 +14,10 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import character, character_mapping
-from .core.errors import InputError
+from ..core.errors import InputError
+from ..settings.preferences import preferred_flame
+from . import drive
+from . import mapping as character_mapping
 
 PRESET_FOLDER = os.path.join("presets", "sheap_blender", "arkit_mapping")
 
@@ -97,7 +99,7 @@ class SHEAP_OT_character_preset_save(_CharacterOperator, bpy.types.Operator, Exp
         return {"RUNNING_MODAL"}
 
     def execute(self, context):
-        from .core.arkit_preset import write_preset
+        from ..core.arkit.preset import write_preset
 
         try:
             rig = _character(context, self.object)
@@ -131,7 +133,7 @@ class SHEAP_OT_character_preset_load(_CharacterOperator, bpy.types.Operator, Imp
         return {"RUNNING_MODAL"}
 
     def execute(self, context):
-        from .core.arkit_preset import read_preset_with_channels
+        from ..core.arkit.preset import read_preset_with_channels
 
         try:
             rig = _character(context, self.object)
@@ -171,13 +173,6 @@ class SHEAP_OT_character_neutral_here(_CharacterOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-def _preferred_flame(context) -> str:
-    from .preferences import get_preferences
-
-    prefs = get_preferences(context)
-    return bpy.path.abspath(prefs.flame_path) if prefs is not None and prefs.flame_path else ""
-
-
 class SHEAP_OT_drive_character(_CharacterOperator, bpy.types.Operator):
     """Key the character's ARKit shape keys (and head bone) with the SHeaP result, every frame"""
 
@@ -204,9 +199,9 @@ class SHEAP_OT_drive_character(_CharacterOperator, bpy.types.Operator):
         set_scene = self.set_scene if self.properties.is_property_set("set_scene") else settings.set_scene
         try:
             rig = _character(context, self.object)
-            source = character.resolve_source(context, self.result or settings.result, self.flame or settings.flame,
-                                              _preferred_flame(context), start)
-            driven = character.drive_with_result(context, rig, source, set_scene=set_scene, camera=camera)
+            source = drive.resolve_source(context, self.result or settings.result, self.flame or settings.flame,
+                                              preferred_flame(context), start)
+            driven = drive.drive_with_result(context, rig, source, set_scene=set_scene, camera=camera)
         except InputError as exc:
             return self.fail(exc)
         for warning in driven.warnings:
@@ -237,7 +232,7 @@ class SHEAP_OT_character_import_csv(_CharacterOperator, bpy.types.Operator, Impo
         start = self.frame_start if self.properties.is_property_set("frame_start") else context.scene.frame_start
         try:
             rig = _character(context, self.object)
-            driven = character.drive_with_csv(context, rig, bpy.path.abspath(self.filepath), fps, start)
+            driven = drive.drive_with_csv(context, rig, bpy.path.abspath(self.filepath), fps, start)
         except InputError as exc:
             return self.fail(exc)
         for warning in driven.warnings:

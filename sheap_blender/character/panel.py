@@ -7,9 +7,10 @@ import os
 
 import bpy
 
-from . import character, character_mapping
-from .core.errors import InputError
-from .core.rig_bones import ROLES
+from ..core.character.bones import ROLES
+from ..core.errors import InputError
+from . import drive
+from . import mapping as character_mapping
 
 MAX_NAMES = 6  # names listed on one panel line before "... and N more"
 
@@ -51,9 +52,9 @@ def _draw_source(layout, context) -> str:
     layout.prop(settings, "result")
     rig = None
     if settings.result:
-        rig = character.rig_for_result(context.scene, bpy.path.abspath(settings.result))
+        rig = drive.rig_for_result(context.scene, bpy.path.abspath(settings.result))
     else:
-        rig = character.default_rig(context)
+        rig = drive.default_rig(context)
         text = (f"Result of {rig.name}: {os.path.basename(rig['sheap_result'])}" if rig is not None
                 else "No SHeaP rig in the scene: choose a result file")
         layout.label(text=text, icon="INFO" if rig is not None else "ERROR")
@@ -62,7 +63,7 @@ def _draw_source(layout, context) -> str:
         return bpy.path.abspath(settings.flame)
     if rig is not None and os.path.isfile(rig.get("sheap_flame", "")):
         return rig["sheap_flame"]
-    from .preferences import get_preferences
+    from ..settings.preferences import get_preferences
 
     prefs = get_preferences(context)
     return bpy.path.abspath(prefs.flame_path) if prefs is not None and prefs.flame_path else ""
@@ -165,7 +166,7 @@ def draw_drive_character(layout, context) -> None:
     flame = _draw_source(layout, context)
     layout.prop(settings, "camera")
     layout.prop(settings, "set_scene")
-    from .preferences import is_demo_file
+    from ..settings.preferences import is_demo_file
 
     if flame and is_demo_file(flame):
         layout.label(text="demo weights: not a real reconstruction", icon="INFO")

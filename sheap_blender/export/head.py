@@ -25,12 +25,12 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import animation
-from .core.atomic_file import check_output
-from .core.errors import InputError
-from .core.export_format import ExportFormat, format_for
-from .core.unit_weights import to_unit, unit_geometry, unit_ranges
-from .rig_lookup import rig_parts, rig_root, selected_rig
+from ..core.errors import InputError
+from ..core.formats.atomic_file import check_output
+from ..core.formats.export_format import ExportFormat, format_for
+from ..core.formats.unit_weights import to_unit, unit_geometry, unit_ranges
+from ..rig import animation
+from ..rig.lookup import rig_parts, rig_root, selected_rig
 
 
 @dataclass

@@ -6,8 +6,8 @@ import bpy
 from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from .core.errors import InputError
-from .core.export_format import EXTENSIONS
+from ..core.errors import InputError
+from ..core.formats.export_format import EXTENSIONS
 
 
 class SHEAP_OT_export_head(bpy.types.Operator, ExportHelper):
@@ -28,7 +28,7 @@ class SHEAP_OT_export_head(bpy.types.Operator, ExportHelper):
     )
 
     def execute(self, context):
-        from .export_head import export_head
+        from .head import export_head
 
         obj = None
         if self.target:

@@ -15,11 +15,12 @@ from pathlib import Path
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
-from . import preferences
-from .core.errors import InputError
-from .core.people_file import SUFFIX, base_name, read_people
-from .find_people import FindPeople, PeopleRequest
-from .reconstruct_operator import JobModal, active_run, job_running, result_path_for
+from ..backend_client.find_people import FindPeople, PeopleRequest
+from ..core.errors import InputError
+from ..core.formats.people_file import SUFFIX, base_name, read_people
+from ..reconstruct.operator import JobModal, active_run, job_running, result_path_for
+from ..settings import preferences
+from ..settings.preferences import preferred_flame
 
 _previews = None  # bpy.utils.previews collection of the people's thumbnails
 _shown: tuple[str, int] | None = None  # (people file, its mtime) the previews were loaded from
@@ -202,10 +203,9 @@ class SHEAP_OT_import_people(bpy.types.Operator, ImportHelper):
                                       description="When a result has Gaussians, build their point cloud on its rig")
 
     def execute(self, context):
-        from .blender_ui import _preferred_flame
-        from .people_import import import_people
+        from ..reconstruct.people_import import import_people
 
-        flame = self.flame or _preferred_flame(context)
+        flame = self.flame or preferred_flame(context)
         if not flame:
             self.report({"ERROR"}, "choose the FLAME model (generic_model.pkl or its .safetensors)")
             return {"CANCELLED"}

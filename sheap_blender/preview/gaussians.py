@@ -22,9 +22,9 @@ from collections.abc import Callable
 import bpy
 import numpy as np
 
-from .core.gaussian_points import ATTRIBUTES, point_attributes
-from .core.gaussians import GaussianBinding
-from .rig import ROLE
+from ..core.gaussian_points import ATTRIBUTES, point_attributes
+from ..core.gaussians import GaussianBinding
+from ..rig.build import ROLE
 
 PREVIEW_ROLE = "gaussians"
 MATERIAL_NAME = "SHeaP Gaussians"

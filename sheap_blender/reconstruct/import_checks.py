@@ -11,10 +11,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from .core.camera import non_square_boxes, valid_boxes
-from .core.errors import InputError
-from .core.flame_model import FlameModel
-from .core.result_format import Result
+from ..core.camera import non_square_boxes, valid_boxes
+from ..core.errors import InputError
+from ..core.flame.model import FlameModel
+from ..core.formats.result_format import Result
 
 
 def check_pair(result_path: Path, result: Result, model: FlameModel) -> list[str]:

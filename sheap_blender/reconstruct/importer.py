@@ -30,18 +30,21 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import animation, gaussian_preview, render_setup, rig, scene_camera, timeline
-from .core.camera import blender_camera
-from .core.errors import InputError
-from .core.face_choice import cut_rows, followed_face, other_person_warning
-from .core.flame_model import load_flame
-from .core.gaussians import binding_from_tensors, pose_gaussians
-from .core.result_format import read_result
-from .core.rig_math import eyelid_key_names, key_scales, rig_animation, slider_range
+from ..core.camera import blender_camera
+from ..core.errors import InputError
+from ..core.face_choice import cut_rows, followed_face, other_person_warning
+from ..core.flame.model import load_flame
+from ..core.flame.rig_math import eyelid_key_names, key_scales, rig_animation, slider_range
+from ..core.formats.result_format import read_result
+from ..core.gaussians import binding_from_tensors, pose_gaussians
+from ..preview import gaussians as gaussian_preview
+from ..preview import render_setup
+from ..rig import animation, scene_camera, timeline
+from ..rig import build as rig
+from ..rig.channels import camera_channels, head_channels, shape_channels
+from ..rig.lookup import find_rig_for, rig_parts, rig_root, selected_rig
+from ..rig.transaction import Transaction, reassign_action, remember_geometry, remember_properties, restore_background
 from .import_checks import check_pair, check_rig, rig_names
-from .rig_channels import camera_channels, head_channels, shape_channels
-from .rig_lookup import find_rig_for, rig_parts, rig_root, selected_rig
-from .transaction import Transaction, reassign_action, remember_geometry, remember_properties, restore_background
 
 RIG_VERSION = 1
 ROLE = rig.ROLE

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import bpy
 
-from . import preferences
-from .core.face_choice import parse_face
-from .core.people_file import base_name, person_result_name
-from .core.result_format import SMOOTHING_GROUPS
-from .reconstruction import Reconstruction, Request
+from ..backend_client.reconstruction import Reconstruction, Request
+from ..core.face_choice import parse_face
+from ..core.formats.people_file import base_name, person_result_name
+from ..core.formats.result_format import SMOOTHING_GROUPS
+from ..settings import preferences
 
 _active = None  # the run the panel shows, a Reconstruction or a FindPeople (one at a time)
 
@@ -283,7 +283,7 @@ class SHEAP_OT_reconstruct_head(JobModal, bpy.types.Operator):
             else:
                 self.report({"ERROR"}, f"SHeaP: {run.error}")
             return {"CANCELLED"}
-        from .core.errors import InputError
+        from ..core.errors import InputError
         from .importer import import_result
         from .people_import import import_people
 

@@ -21,14 +21,14 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import timeline
-from .core.errors import InputError
-from .core.face_choice import cut_rows
-from .core.people_file import PeopleFile, read_people
-from .core.result_format import read_result
+from ..core.errors import InputError
+from ..core.face_choice import cut_rows
+from ..core.formats.people_file import PeopleFile, read_people
+from ..core.formats.result_format import read_result
+from ..rig import timeline
+from ..rig.build import ROLE
+from ..rig.transaction import Transaction
 from .importer import ImportedRig, import_result
-from .rig import ROLE
-from .transaction import Transaction
 
 
 @dataclass

@@ -19,8 +19,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .core.flame_model import JOINT_NAMES, PARENTS, FlameModel
-from .core.rig_math import corrective_key_names, expression_key_names, eyelid_key_names
+from ..core.flame.model import JOINT_NAMES, PARENTS, FlameModel
+from ..core.flame.rig_math import corrective_key_names, expression_key_names, eyelid_key_names
 
 ROLE = "sheap_role"  # custom property naming each object's part in the rig
 BONE_LENGTHS = {"root": 0.06, "neck": 0.05, "jaw": 0.04, "eye_l": 0.015, "eye_r": 0.015}

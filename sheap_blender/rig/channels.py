@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.flame.model import JOINT_NAMES
+from ..core.flame.rig_math import RigAnimation, corrective_key_names
 from . import animation
-from .core.flame_model import JOINT_NAMES
-from .core.rig_math import RigAnimation, corrective_key_names
 
 
 def head_channels(anim: RigAnimation, heads: np.ndarray) -> list[animation.Channel]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .rig import ROLE
+from .build import ROLE
 
 
 def rig_root(obj: bpy.types.Object | None) -> bpy.types.Object | None:

@@ -7,7 +7,7 @@ import re
 import bpy
 import numpy as np
 
-from .core.camera import blender_fps
+from ..core.camera import blender_fps
 
 MARKER_NAME = "no face"
 CUT_MARKER_NAME = "cut"

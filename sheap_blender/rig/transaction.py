@@ -11,8 +11,8 @@ import contextlib
 import bpy
 import numpy as np
 
-from . import rig
-from .core.flame_model import JOINT_NAMES
+from ..core.flame.model import JOINT_NAMES
+from . import build
 
 
 class Transaction:
@@ -140,7 +140,7 @@ def remember_geometry(tx: Transaction, arm: bpy.types.Object, head: bpy.types.Ob
 
     def restore() -> None:
         if len(heads) == len(JOINT_NAMES):
-            rig.set_rest_joints(arm, heads, view_layer)
+            build.set_rest_joints(arm, heads, view_layer)
         if keys is not None:
             for name, (coords, low, high) in saved.items():
                 block = keys.key_blocks.get(name)

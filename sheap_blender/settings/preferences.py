@@ -1,4 +1,4 @@
-"""Preferences: where the backend, FLAME and the SHeaP weights are, and the two set-up buttons.
+"""Preferences: where the backend, FLAME and the SHeaP weights are (the set-up buttons: backend_setup.py).
 
 `readiness()` says, before any run, what is missing and the exact next step; the panel shows it.
 """
@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
-import sys
-import threading
 import zipfile
 from pathlib import Path
 
 import bpy
 
-from .backend_process import backend_environment, backend_root, development_checkout, venv_python
+from ..backend_client.process import backend_root, development_checkout, venv_python
 
-ADDON_ID = __package__
+ADDON_ID = __package__.rpartition(".")[0]  # the extension's own package (sheap_blender, or bl_ext.*.sheap_blender)
 WEIGHT_FILES = {"expressive": "model_expressive.pt", "paper": "model_paper.pt"}
 
 
@@ -49,8 +46,8 @@ def get_preferences(context=None):
 def _is_demo_file(path: str, mtime_ns: int) -> bool:
     """Cached by modification time: the panel asks on every redraw."""
     if path.endswith(".safetensors"):  # a converted FLAME made from the stand-in
-        from .core.errors import InputError
-        from .core.safetensors_file import read_metadata
+        from ..core.errors import InputError
+        from ..core.formats.safetensors_file import read_metadata
 
         try:
             return read_metadata(path).get("demo") == "true"
@@ -70,6 +67,12 @@ def is_demo_file(path: str) -> bool:
         return _is_demo_file(path, os.stat(path).st_mtime_ns)
     except OSError:
         return False
+
+
+def preferred_flame(context=None) -> str:
+    """The FLAME file set in the preferences, absolute ('' when none, or when not registered as an add-on)."""
+    prefs = get_preferences(context)
+    return bpy.path.abspath(prefs.flame_path) if prefs is not None and prefs.flame_path else ""
 
 
 def _resolved(path: str) -> str:
@@ -161,115 +164,4 @@ def readiness(python: str, flame: str, weights: str) -> list[tuple[str, str]]:
     return problems
 
 
-class _BackgroundCommand:
-    """A set-up command running beside Blender; its last stdout line is the progress text."""
-
-    def __init__(self, command: list[str], echo: bool = False):
-        self.echo = echo  # background mode: print each line (there is no status bar)
-        self.status = "starting..."
-        self.returncode: int | None = None
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        cwd=backend_root(), env=backend_environment())
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            if line.strip():
-                self.status = line.strip()[:200]
-                if self.echo:
-                    print(f"SHeaP: {line.rstrip()}", flush=True)
-        self.returncode = self.process.wait()
-
-
-class _CommandOperator:
-    """Modal operator mix-in: runs `command()` in the background, shows its progress in the status bar."""
-
-    _job: _BackgroundCommand | None = None
-
-    def command(self, context) -> list[str]:
-        raise NotImplementedError
-
-    def finished(self, context) -> None:
-        pass
-
-    def execute(self, context):
-        command = self.command(context)
-        try:
-            self._job = _BackgroundCommand(command, echo=bool(bpy.app.background))
-        except OSError as exc:  # e.g. the backend Python is not there yet
-            self.report({"ERROR"}, f"SHeaP: {command[0]}: cannot run it ({exc.strerror})")
-            return {"CANCELLED"}
-        if bpy.app.background:  # no event loop: wait here, echoing progress
-            self._job.reader.join()
-            return self._finish(context)
-        self._timer = context.window_manager.event_timer_add(0.2, window=context.window)
-        context.window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        context.workspace.status_text_set(f"SHeaP: {self._job.status}")
-        if self._job.returncode is None:
-            return {"RUNNING_MODAL"}
-        context.window_manager.event_timer_remove(self._timer)
-        context.workspace.status_text_set(None)
-        return self._finish(context)
-
-    def _finish(self, context):
-        if self._job.returncode != 0:
-            self.report({"ERROR"}, f"SHeaP: {self._job.status}")
-            return {"CANCELLED"}
-        self.finished(context)
-        return {"FINISHED"}
-
-
-class SHEAP_OT_setup_backend(_CommandOperator, bpy.types.Operator):
-    """Create the backend's Python environment (torch, MediaPipe, OpenCV); runs once, takes minutes"""
-
-    bl_idname = "sheap.setup_backend"
-    bl_label = "Set up backend"
-
-    def command(self, context) -> list[str]:
-        script = backend_root() / "scripts" / "setup_env.py"
-        return [sys.executable, str(script), "backend", "--venv", str(default_backend_python().parent.parent)]
-
-    def execute(self, context):
-        if not bpy.app.online_access:  # the set-up downloads packages: only with the user's leave
-            script = backend_root() / "scripts" / "setup_env.py"
-            self.report({"ERROR"}, "SHeaP: Set up backend downloads about 3 GB of Python packages, but Blender's "
-                                   "online access is off: allow it in Preferences > System > Network, or run "
-                                   f"`python3.11 {script} backend` yourself and choose its Python here")
-            return {"CANCELLED"}
-        return super().execute(context)
-
-    def finished(self, context) -> None:
-        prefs = get_preferences(context)
-        if prefs is not None:
-            prefs.backend_python = str(default_backend_python())
-        self.report({"INFO"}, "SHeaP backend is set up")
-
-
-class SHEAP_OT_use_demo_files(_CommandOperator, bpy.types.Operator):
-    """Make the demo stand-ins (not FLAME, not SHeaP: for trying the tool) and select them"""
-
-    bl_idname = "sheap.use_demo_files"
-    bl_label = "Use demo stand-ins"
-
-    def command(self, context) -> list[str]:
-        prefs = get_preferences(context)
-        python = prefs.python_path() if prefs else str(default_backend_python())
-        return [python, "-m", "backend", "make-demo", str(user_dir() / "demo")]
-
-    def finished(self, context) -> None:
-        prefs = get_preferences(context)
-        demo = user_dir() / "demo"
-        if prefs is not None:
-            prefs.flame_path = str(demo / "flame.safetensors")
-            prefs.weights_choice = "custom"
-            prefs.weights_custom = str(demo / "demo_sheap_model.pt")
-        self.report({"WARNING"}, "SHeaP: demo weights selected - the head is not a real reconstruction")
-
-
-classes = (SHEAP_AddonPreferences, SHEAP_OT_setup_backend, SHEAP_OT_use_demo_files)
+classes = (SHEAP_AddonPreferences,)

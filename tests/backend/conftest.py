@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sheap_blender.core.flame_model import FlameModel
+from sheap_blender.core.flame.model import FlameModel
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def demo_flame_files(tmp_path_factory) -> tuple[Path, Path]:
 def demo_flame_model(demo_flame_files) -> FlameModel:
     """The stand-in loaded from its pickle, with its eyelid blendshapes."""
     from backend.model.flame_convert import read_eyelids
-    from sheap_blender.core.flame_model import load_flame
+    from sheap_blender.core.flame.model import load_flame
 
     pkl, eyelids = demo_flame_files
     model = load_flame(pkl)

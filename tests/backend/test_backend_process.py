@@ -1,10 +1,10 @@
-"""The extension's side of the pipe (sheap_blender.backend_process, no bpy): what a dying backend says."""
+"""The extension's side of the pipe (sheap_blender.backend_client.process, no bpy): what a dying backend says."""
 
 from __future__ import annotations
 
 import pytest
 
-from sheap_blender.backend_process import BackendError, BackendProcess
+from sheap_blender.backend_client.process import BackendError, BackendProcess
 
 
 def test_a_dying_backend_is_reported_with_its_real_last_words(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from backend_command import backend
 
-from sheap_blender.core.result_format import PER_FRAME, read_result
+from sheap_blender.core.formats.result_format import PER_FRAME, read_result
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_flame_command_matches_in_process_evaluation(demo, reconstructed, tmp_pa
     import torch
 
     from backend.model.flame import Flame
-    from sheap_blender.core.flame_model import load_flame
+    from sheap_blender.core.flame.model import load_flame
 
     out, _ = reconstructed
     verts_path = tmp_path / "verts.npy"

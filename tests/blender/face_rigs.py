@@ -22,7 +22,7 @@ import bmesh
 import bpy
 import numpy as np
 
-from sheap_blender.core.arkit_names import ARKIT_NAMES
+from sheap_blender.core.arkit.names import ARKIT_NAMES
 
 VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")
 HEAD_CENTRE = np.array([0.0, 0.0, 1.62])

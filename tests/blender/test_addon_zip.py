@@ -129,7 +129,7 @@ def test_installs_as_an_extension_and_imports(built, tmp_path):
 
 def test_the_backend_path_holds_only_the_backend(monkeypatch):
     """Not the folder of every installed extension (this package's parent), nor an inherited PYTHONPATH."""
-    from sheap_blender.backend_process import backend_environment, backend_root
+    from sheap_blender.backend_client.process import backend_environment, backend_root
 
     monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
     assert backend_environment()["PYTHONPATH"] == str(backend_root())

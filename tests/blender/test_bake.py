@@ -10,7 +10,7 @@ import bpy
 import numpy as np
 import pytest
 
-from sheap_blender.animation import fcurves_of
+from sheap_blender.rig.animation import fcurves_of
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -104,7 +104,7 @@ def test_relative_paths_from_the_users_folder(demo, tmp_path):
 
 def test_previews_and_the_baked_blend_renders_over_the_footage(demo, tmp_path):
     """--preview writes one review video per clip; the saved .blend renders (F12) the head over the footage."""
-    from sheap_blender import render_setup
+    from sheap_blender.preview import render_setup
 
     frames = short_clip(demo / "astronaut.mp4", tmp_path / "take", 6)
     out = tmp_path / "out"

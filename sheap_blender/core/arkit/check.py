@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arkit_names import ARKIT_NAMES
-from .arkit_reference import ArkitReference
-from .arkit_solve import ArkitSolver, jaw_offsets, transfer_shapes, yaw_pitch_roll
-from .flame_model import FlameModel
-from .rotation import axis_angle_to_matrix
+from ..flame.model import FlameModel
+from ..rotation import axis_angle_to_matrix
+from .names import ARKIT_NAMES
+from .reference import ArkitReference
+from .solve import ArkitSolver, jaw_offsets, transfer_shapes, yaw_pitch_roll
 
 JAW_GRID = np.linspace(-0.4, 0.4, 17)  # radians of jaw pitch and yaw tried when bringing a shape onto FLAME
 JOINT_KEPT = 0.5  # a joint is posed only where it leaves at most this share of what the face alone leaves

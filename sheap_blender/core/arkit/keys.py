@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arkit_names import ARKIT_INDEX, ARKIT_NAMES
-from .arkit_reference import ArkitReference, load_reference
 from .mesh_transfer import (
     Similarity,
     closest_surface_points,
@@ -35,6 +33,8 @@ from .mesh_transfer import (
     thin_plate_warp,
     vertex_normals,
 )
+from .names import ARKIT_INDEX, ARKIT_NAMES
+from .reference import ArkitReference, load_reference
 
 # Distances are in units of the target's interocular distance (eye centre to eye centre, about 63 mm on
 # an adult), so that a head modelled in centimetres or at any scale is treated alike.

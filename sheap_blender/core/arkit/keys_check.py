@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arkit_names import ARKIT_INDEX, ARKIT_NAMES
-from .arkit_reference import ArkitReference
 from .mesh_transfer import fit_similarity
+from .names import ARKIT_INDEX, ARKIT_NAMES
+from .reference import ArkitReference
 
 MOST_MOVED = 0.5  # of the authored key's largest offset
 

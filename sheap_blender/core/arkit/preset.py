@@ -15,9 +15,9 @@ import json
 import math
 import os
 
-from .arkit_names import ARKIT_INDEX
-from .atomic_file import replacing
-from .errors import InputError
+from ..errors import InputError
+from ..formats.atomic_file import replacing
+from .names import ARKIT_INDEX
 
 FORMAT = "sheap-arkit-mapping-2"
 READABLE = ("sheap-arkit-mapping-1", FORMAT)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .arkit_names import channel_for_key
-from .errors import InputError
-from .safetensors_file import read_safetensors
+from ..errors import InputError
+from ..formats.safetensors_file import read_safetensors
+from .names import channel_for_key
 
 ICT_FACEKIT = Path(__file__).with_name("data") / "ict_facekit_arkit.safetensors"
 

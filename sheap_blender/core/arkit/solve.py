@@ -41,16 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .arkit_names import ARKIT_INDEX, N_ARKIT
-from .arkit_reference import ICT_FACEKIT, ArkitReference, load_reference
-from .errors import InputError
-from .flame_landmarks import landmarks68
-from .flame_model import N_SHAPE, FlameModel, file_sha256
-from .flame_params import FlameParams
-from .live_link_csv import LiveLinkTake
+from ..errors import InputError
+from ..flame.landmarks import landmarks68
+from ..flame.model import N_SHAPE, FlameModel, file_sha256
+from ..flame.params import FlameParams
+from ..formats.live_link_csv import LiveLinkTake
+from ..formats.result_format import Result
+from ..rotation import axis_angle_to_matrix
 from .mesh_transfer import closest_surface_points, fit_similarity, thin_plate_warp, vertex_areas, vertex_normals
-from .result_format import Result
-from .rotation import axis_angle_to_matrix
+from .names import ARKIT_INDEX, N_ARKIT
+from .reference import ICT_FACEKIT, ArkitReference, load_reference
 
 SOLVE_VERSION = "arkit-solve-2"  # raise whenever what `calibrate` builds changes: caches are keyed by it
 GAZE_CHANNELS = tuple(f"eyeLook{d}{s}" for s in ("Left", "Right") for d in ("Down", "In", "Out", "Up"))
@@ -277,7 +277,7 @@ class ArkitSolver:
     def for_flame(cls, model: FlameModel, cache_dir: str | os.PathLike | None = None,
                   reference_path: str | os.PathLike = ICT_FACEKIT) -> ArkitSolver:
         """Load the calibration for `model` from `cache_dir`, or build it (a few seconds) and store it there."""
-        from .safetensors_file import read_safetensors, write_safetensors
+        from ..formats.safetensors_file import read_safetensors, write_safetensors
 
         reference_path = Path(reference_path)
         cache = Path(cache_dir) / _cache_name(model, reference_path) if cache_dir is not None else None
@@ -365,7 +365,7 @@ class ArkitSolver:
 
 
 def _read(path: Path) -> ArkitReference:
-    from .arkit_reference import read_reference
+    from .reference import read_reference
 
     return read_reference(path)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rotation import (
+from ..rotation import (
     axis_angle_to_matrix,
     make_continuous,
     matrix_to_axis_angle,

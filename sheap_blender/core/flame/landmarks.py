@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .flame_model import FlameModel
+from .model import FlameModel
 
 FLAME_2020 = (
     2210, 1963, 3056, 3424, 3423, 3421, 3419, 3416, 3414, 3635, 3643, 3646, 3650, 3652, 2004, 568, 728, 2567, 337,

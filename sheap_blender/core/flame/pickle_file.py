@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 DEMO_MARKER = "sheap_demo_standin"  # set to "true" in the project's own stand-in pickle
 _DTYPE_CODE = re.compile(r"(b1|[iu][1248]|f[248]|c(8|16)|[SU][0-9]{1,6})")

@@ -1,7 +1,7 @@
 """Export formats: the format a file name's extension picks, and what each format carries.
 
 The table is what the extension relies on when it exports a head or a driven character
-(sheap_blender/export_head.py): Blender's exporter for each format, whether the file keeps the
+(sheap_blender/export/head.py): Blender's exporter for each format, whether the file keeps the
 rig (bones, shape keys) or bakes the deformed mesh per frame, and whether Blender's own importer
 of that format clamps shape-key weights to [0, 1] on playback (it then gets weights remapped into
 [0, 1], core/unit_weights.py).
@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)

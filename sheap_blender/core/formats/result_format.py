@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .flame_params import WIDTHS as FLAME_WIDTHS
-from .flame_params import FlameParams
+from ..errors import InputError
+from ..flame.params import WIDTHS as FLAME_WIDTHS
+from ..flame.params import FlameParams
 from .safetensors_file import read_safetensors, write_safetensors
 
 FORMAT_VERSION = "sheap-result-1"

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from backend_command import backend
 
-from sheap_blender.core.arkit_reference import load_reference, read_reference
+from sheap_blender.core.arkit.reference import load_reference, read_reference
+from sheap_blender.core.formats.safetensors_file import write_safetensors
 from sheap_blender.core.rotation import axis_angle_to_matrix
-from sheap_blender.core.safetensors_file import write_safetensors
 
 APPLE = Path(__file__).resolve().parents[2] / "data" / "apple_arkit_reference.safetensors"
 
@@ -81,8 +81,8 @@ def test_a_whole_heads_keys_from_found_landmarks_are_its_own():
     """ICT-FaceKit's whole head (eye holes, ears, neck, in centimetres), its landmarks found on a render: the keys
     made for it from its own shapes come back as they are (the found landmarks are a few mm off its own)."""
     from backend.faces.mesh_landmarks import find_mesh_landmarks
-    from sheap_blender.core.arkit_keys import make_arkit_keys
-    from sheap_blender.core.arkit_keys_check import score_channels, swapped_sides
+    from sheap_blender.core.arkit.keys import make_arkit_keys
+    from sheap_blender.core.arkit.keys_check import score_channels, swapped_sides
 
     head = load_reference()
     vertices = 100.0 * head.neutral

@@ -1,4 +1,4 @@
-"""Hard-cut detection (`backend.faces.cuts`) on footage made from real photographs.
+"""Hard-cut detection (`backend.footage.cuts`) on footage made from real photographs.
 
 The photographs ship with installed packages (scikit-image's astronaut, cameraman, coffee, cat
 and rocket; Grace Hopper from matplotlib's sample data). Each shot is a camera looking at part of
@@ -25,8 +25,8 @@ import pytest
 from matplotlib import cbook
 from skimage import data
 
-from backend.faces import cuts
-from backend.faces.cuts import CutDetector, thumbnail
+from backend.footage import cuts
+from backend.footage.cuts import CutDetector, thumbnail
 
 HD = (1920, 1080)  # width, height
 UHD = (3840, 2160)
@@ -417,7 +417,7 @@ def test_real_edited_footage_cuts_and_nothing_else():
     (frames 208-232), neither of them a cut."""
     from pathlib import Path
 
-    from backend.faces.footage import open_footage
+    from backend.footage.reader import open_footage
 
     footage = open_footage(Path(__file__).resolve().parents[2] / "data" / "tears_of_steel_excerpt.mp4")
     detector = CutDetector(footage.fps)

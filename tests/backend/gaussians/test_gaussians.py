@@ -15,9 +15,9 @@ import pytest
 import torch
 from backend_command import REPO, backend
 
-from sheap_blender.core.flame_model import load_flame
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.core.formats.result_format import read_result
 from sheap_blender.core.gaussians import TENSORS, binding_from_tensors, pose_gaussians
-from sheap_blender.core.result_format import read_result
 
 START, END, COUNT = 2, 30, 20_000
 
@@ -49,7 +49,7 @@ def vertices(demo, with_gaussians) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def views(model, with_gaussians):
-    from backend.faces.footage import open_footage
+    from backend.footage.reader import open_footage
     from backend.gaussians.views import choose_rows, load_views
 
     result = read_result(with_gaussians)

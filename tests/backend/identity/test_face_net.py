@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.faces.face_chip import face_chip
-from backend.faces.face_net import SAME_PERSON_DISTANCE, descriptors
-from backend.faces.face_net_convert import convert, default_model_file, load_net
+from backend.identity.face_chip import face_chip
+from backend.identity.face_net import SAME_PERSON_DISTANCE, descriptors
+from backend.identity.face_net_convert import convert, default_model_file, load_net
 
 PEOPLE = ("astronaut", "grace_hopper", "camera")
 

@@ -17,7 +17,7 @@ import pytest
 from test_following import run
 
 from backend.faces.landmarks import Detection
-from backend.faces.tracker import FaceTracker
+from backend.people.tracker import FaceTracker
 from backend.standins.clip import FaceInShot, Shot, write_scene_clip
 
 FPS = 25.0

@@ -17,10 +17,10 @@ import torch
 
 from backend.model.flame_convert import convert_flame, read_eyelids
 from backend.standins.flame import build_demo_flame
-from sheap_blender.core import flame_pickle
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.flame_model import file_sha256, load_flame
-from sheap_blender.core.flame_pickle import read_flame_pickle
+from sheap_blender.core.flame import pickle_file as flame_pickle
+from sheap_blender.core.flame.model import file_sha256, load_flame
+from sheap_blender.core.flame.pickle_file import read_flame_pickle
 
 FLAME_ARRAYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f", "kintree_table", "J")
 

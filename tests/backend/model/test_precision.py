@@ -34,7 +34,7 @@ from backend.model.predictor import REQUIRED_OUTPUTS, Predictor
 from backend.standins.clip import PORTRAITS
 from backend.standins.predictor import DemoSheap, ViTB16
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.result_format import read_result
+from sheap_blender.core.formats.result_format import read_result
 
 NATIVE_BF16 = native_bf16(torch.device("cpu"))
 MOVED = re.compile(r"(bfloat16|float16) moves the FLAME vertices ([0-9.]+) mm on average, ([0-9.]+) mm at most")
@@ -166,7 +166,7 @@ def test_the_check_crops_are_the_pipelines_crops():
     landmarks the face finder finds there (within 2% of the box in position and size), about 1.9 x the
     face's extent (the face as large in the crop as the network sees it in a reconstruction)."""
     from backend.faces.crop import box_from_landmarks
-    from backend.faces.tracker import FaceTracker
+    from backend.people.tracker import FaceTracker
 
     people = {person for person, *_ in CHECK_CROPS}
     assert len(people) >= 3 and len(CHECK_CROPS) == 8

@@ -1,4 +1,4 @@
-"""One face, one person (backend.claims): a face two people's results both hold goes to the nearer one.
+"""One face, one person (backend.people.claims): a face two people's results both hold goes to the nearer one.
 
 Real faces (Grace Hopper and the astronaut, public-domain portraits) side by side in a real-photo
 shot, recognised by the real network; the two results' claims are made up so that one of them holds
@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.claims import Claim, contested, give_up, overlap, settle
-from backend.faces.face_recognition import shared_recognizer
-from backend.faces.footage import open_footage
-from backend.faces.identity import Identity
 from backend.faces.landmarks import Landmarker
 from backend.faces.search import FaceSearch
+from backend.footage.reader import open_footage
+from backend.identity.face_recognition import shared_recognizer
+from backend.identity.gallery import Identity
+from backend.people.claims import Claim, contested, give_up, overlap, settle
 from backend.standins.clip import PORTRAITS, FaceInShot, Shot, write_scene_clip
-from sheap_blender.core.result_format import Result
+from sheap_blender.core.formats.result_format import Result
 
 FRAMES = 30
 PEOPLE = [("hopper", 0.3, 190), ("astronaut", 0.7, 180)]

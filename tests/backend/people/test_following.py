@@ -27,7 +27,7 @@ from backend.standins.clip import (
     Shot,
     write_scene_clip,
 )
-from sheap_blender.core.result_format import Result, read_result
+from sheap_blender.core.formats.result_format import Result, read_result
 
 CENTRE_TOLERANCE = 0.05  # of the box size
 SIZE_TOLERANCE = 0.10
@@ -317,7 +317,7 @@ def test_a_whip_pan_at_24_fps_is_one_segment(demo, tmp_path, close_up_box):
 
 
 def test_the_per_frame_limits_are_set_per_second():
-    from backend.faces.tracker import MAX_FIRST_STEP, MAX_SCALE_STEP, MAX_STEP, REFERENCE_FPS, FaceTracker
+    from backend.people.tracker import MAX_FIRST_STEP, MAX_SCALE_STEP, MAX_STEP, REFERENCE_FPS, FaceTracker
 
     with FaceTracker(REFERENCE_FPS) as reference, FaceTracker(60.0) as fast, FaceTracker(24.0) as slow:
         assert reference.max_step == MAX_STEP and reference.max_scale_step == MAX_SCALE_STEP

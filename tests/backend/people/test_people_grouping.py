@@ -1,4 +1,4 @@
-"""Grouping sightings into people (backend.faces.people.group) and a person's gallery (identity.Identity).
+"""Grouping sightings into people (backend.people.find_people.group) and a person's gallery (identity.Identity).
 
 Descriptors here are made up (points in the 128-d space at known distances), so that each rule is
 tested on its own: the recognition itself is tested on real photographs in test_recognition.py.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.faces.identity import ANCHORS, GALLERY, LEARN, SAME_PERSON, Identity, distances
 from backend.faces.landmarks import Detection
-from backend.faces.people import MAX_SIGHTINGS, Person, Sighting, group
+from backend.identity.gallery import ANCHORS, GALLERY, LEARN, SAME_PERSON, Identity, distances
+from backend.people.find_people import MAX_SIGHTINGS, Person, Sighting, group
 
 RNG = np.random.default_rng(7)
 FACE = Detection(np.zeros((68, 2)), 0.95)

@@ -15,11 +15,11 @@ import pytest
 from conftest import BACKEND_PYTHON
 from helpers import render_still
 
-from sheap_blender.core.arkit_keys_check import score_channels, swapped_sides
-from sheap_blender.core.arkit_names import ARKIT_NAMES
-from sheap_blender.core.arkit_reference import read_reference
+from sheap_blender.core.arkit.keys_check import score_channels, swapped_sides
+from sheap_blender.core.arkit.names import ARKIT_NAMES
+from sheap_blender.core.arkit.reference import read_reference
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 APPLE = REPO / "tests" / "data" / "apple_arkit_reference.safetensors"
 TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # face (x, y, z) -> (x, -z, y)
 
@@ -304,7 +304,7 @@ class PanelStub:
 
 
 def test_panel_row_makes_again_over_its_own_keys(empty_scene):
-    from sheap_blender.arkit_keys_operator import draw_make_keys
+    from sheap_blender.character.arkit_keys_operator import draw_make_keys
 
     obj = bare_head()
     bpy.context.view_layer.objects.active = obj

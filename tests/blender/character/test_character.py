@@ -19,13 +19,13 @@ import pytest
 from helpers import synthetic_result, write
 from ict_character import HABITS, add_head_bone, build_character, habit_name, ict_shapes
 
-from sheap_blender import character_mapping
-from sheap_blender.animation import fcurves_of
-from sheap_blender.core.arkit_names import ARKIT_NAMES, channel_for_key
-from sheap_blender.core.flame_model import load_flame
-from sheap_blender.core.live_link_csv import COLUMNS, LiveLinkTake, timecode, write_live_link_csv
+from sheap_blender.character import mapping as character_mapping
+from sheap_blender.core.arkit.names import ARKIT_NAMES, channel_for_key
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.core.formats.live_link_csv import COLUMNS, LiveLinkTake, timecode, write_live_link_csv
+from sheap_blender.rig.animation import fcurves_of
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 
 
@@ -173,7 +173,7 @@ def test_frames_follow_the_rig_of_the_same_result(empty_scene, take_files):
 def test_one_undo_step_and_redrive_replaces_the_take(empty_scene, take_files):
     """One operator call (UNDO: one step); a second drive replaces the first take's curves in the same action,
     and keeps the user's own curves on other keys."""
-    from sheap_blender.character_operator import SHEAP_OT_drive_character
+    from sheap_blender.character.operator import SHEAP_OT_drive_character
 
     assert "UNDO" in SHEAP_OT_drive_character.bl_options
     obj = build_character(extra=("Hand_Keyed",))
@@ -502,7 +502,7 @@ class StubLayout:
 
 
 def test_panel_shows_the_mapping_and_what_is_unmatched(empty_scene):
-    from sheap_blender import character_panel
+    from sheap_blender.character import panel as character_panel
 
     obj = build_character(habit="snake", skip=("jawOpen",), extra=("Sculpt_Fix",))
     settings = bpy.context.scene.sheap_character

@@ -19,13 +19,13 @@ from face_rigs import world_vertices as world
 from helpers import synthetic_result, write
 from ict_character import build_character
 
-from sheap_blender import character_mapping
-from sheap_blender.animation import fcurves_of
-from sheap_blender.core.arkit_names import ARKIT_NAMES
-from sheap_blender.core.flame_model import load_flame
-from sheap_blender.core.take_controls import gaussian_smooth
+from sheap_blender.character import mapping as character_mapping
+from sheap_blender.core.arkit.names import ARKIT_NAMES
+from sheap_blender.core.character.take_controls import gaussian_smooth
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.rig.animation import fcurves_of
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 N_ROWS = 31  # 1 s at 30 fps
 NEUTRAL, JAW, EYES, HEAD = 0, 1, 2, 3  # the hand-set rows; the rest neutral
@@ -315,7 +315,7 @@ def test_bake_a_multi_mesh_character(demo, tmp_path):
 
 
 def test_a_csv_take_without_head_rotation_leaves_the_head_bone_alone(empty_scene, tmp_path):
-    from sheap_blender.core.live_link_csv import LiveLinkTake, write_live_link_csv
+    from sheap_blender.core.formats.live_link_csv import LiveLinkTake, write_live_link_csv
 
     arm = ready_player_me()
     n = 12
@@ -350,7 +350,7 @@ def test_a_collection_is_a_character_too(empty_scene, hand_set):
 def test_panel_shows_the_rigs_meshes_bones_and_controls(empty_scene):
     from test_character import StubLayout
 
-    from sheap_blender import character_panel
+    from sheap_blender.character import panel as character_panel
 
     arm = ready_player_me()
     bpy.context.scene.sheap_character.target = arm

@@ -12,11 +12,12 @@ import pytest
 from helpers import synthetic_result, write
 from ict_character import add_head_bone, build_character
 
-from sheap_blender import character, character_mapping
-from sheap_blender.animation import fcurves_of
-from sheap_blender.core.flame_model import load_flame
+from sheap_blender.character import drive as character
+from sheap_blender.character import mapping as character_mapping
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.rig.animation import fcurves_of
 
-REAL_TAKE = Path(__file__).resolve().parents[1] / "data" / "live_link_face_take_excerpt.csv"  # see its .txt
+REAL_TAKE = Path(__file__).resolve().parents[2] / "data" / "live_link_face_take_excerpt.csv"  # see its .txt
 
 
 def file_rows() -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -15,12 +15,12 @@ from helpers import datablock_counts, moving_head_result, write
 from ict_character import add_head_bone, build_character
 from mathutils.kdtree import KDTree
 
-from sheap_blender.animation import fcurves_of
-from sheap_blender.core.flame_model import load_flame
-from sheap_blender.export_head import export_head
-from sheap_blender.importer import import_result
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.export.head import export_head
+from sheap_blender.reconstruct.importer import import_result
+from sheap_blender.rig.animation import fcurves_of
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 N = 24  # frames: a second at 24 fps, enough for a turn, a nod, the jaw, the expressions and a blink
 TOLERANCE_MM = 0.5
 IMPORTERS = {
@@ -306,8 +306,8 @@ def test_bake_writes_the_export_beside_the_blend(demo, tmp_path):
 
 def test_a_failed_export_leaves_scene_and_files_as_they_were(empty_scene, flame, tmp_path, monkeypatch):
     """The exporter failing with the stand-in in place: the stand-in goes, the names come back, no file."""
-    from sheap_blender import export_head as module
     from sheap_blender.core.errors import InputError
+    from sheap_blender.export import head as module
 
     imported = moving_head(flame, tmp_path)
     counts, names = datablock_counts(bpy), sorted(o.name for o in bpy.data.objects)

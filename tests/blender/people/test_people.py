@@ -14,11 +14,17 @@ import numpy as np
 import pytest
 from helpers import datablock_counts, scene_settings, synthetic_flame, synthetic_result, write, write_flame, write_png
 
-from sheap_blender import reconstruction
-from sheap_blender.animation import fcurves_of
-from sheap_blender.core.people_file import PeopleFile, PersonEntry, person_result_name, read_people, write_people
+from sheap_blender.backend_client import reconstruction
+from sheap_blender.core.formats.people_file import (
+    PeopleFile,
+    PersonEntry,
+    person_result_name,
+    read_people,
+    write_people,
+)
+from sheap_blender.rig.animation import fcurves_of
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 N = 20
 
@@ -141,8 +147,8 @@ def test_a_bad_people_file_is_one_line(empty_scene, tmp_path, problem):
 
 
 def test_the_panels_choice_of_whom_to_follow(empty_scene, tmp_path):
-    from sheap_blender.reconstruct_operator import person_output, result_path_for, whom_to_follow
-    from sheap_blender.reconstruction import Request
+    from sheap_blender.backend_client.reconstruction import Request
+    from sheap_blender.reconstruct.operator import person_output, result_path_for, whom_to_follow
 
     footage = str(tmp_path / "take.mp4")
     settings = empty_scene.sheap
@@ -199,7 +205,7 @@ def two_people(tmp_path_factory) -> Path:
 
 
 def test_find_people_then_follow_one_then_everyone(demo, empty_scene, two_people):
-    from sheap_blender.people_operator import thumbnails
+    from sheap_blender.people.operator import thumbnails
 
     settings = empty_scene.sheap
     settings.source, settings.file = "FILE", str(two_people)
@@ -230,7 +236,7 @@ def test_find_people_then_follow_one_then_everyone(demo, empty_scene, two_people
 
 
 def test_find_people_cancelled_stops_at_once_and_leaves_nothing(empty_scene, two_people, tmp_path):
-    from sheap_blender.find_people import FindPeople, PeopleRequest
+    from sheap_blender.backend_client.find_people import FindPeople, PeopleRequest
 
     output = tmp_path / "two.people.json"
     run = FindPeople(PeopleRequest(str(two_people), str(output), str(BACKEND_PYTHON)))

@@ -24,13 +24,14 @@ from helpers import (
     write_flame,
 )
 
-from sheap_blender import animation, reconstruct_operator
 from sheap_blender.core.errors import InputError
+from sheap_blender.core.formats.result_format import read_result
 from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians, sample_binding, triangle_frames
-from sheap_blender.core.result_format import read_result
-from sheap_blender.importer import import_result
+from sheap_blender.reconstruct import operator as reconstruct_operator
+from sheap_blender.reconstruct.importer import import_result
+from sheap_blender.rig import animation
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PYTHON = REPO / ".venv" / "bin" / "python"
 N = 12
 COUNT = 3000
@@ -223,7 +224,7 @@ def test_reimport_replaces_the_preview(empty_scene, files):
 
 
 def test_result_without_gaussians_makes_none(empty_scene, files):
-    from sheap_blender import render_setup
+    from sheap_blender.preview import render_setup
 
     before = ({g.name for g in bpy.data.node_groups}, {m.name for m in bpy.data.materials})
     imported = import_result(None, files["plain"], files["flame"])

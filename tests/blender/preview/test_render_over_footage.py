@@ -13,11 +13,11 @@ import pytest
 from conftest import require_backend
 from helpers import FOV, flame_forward, reference_pixels, render_still, write, write_png
 
-from sheap_blender import render_setup
-from sheap_blender.core.flame_model import load_flame
-from sheap_blender.core.result_format import PER_FRAME, Result
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.core.formats.result_format import PER_FRAME, Result
+from sheap_blender.preview import render_setup
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 W, H = 96, 72
 FOOTAGE_FRAMES = 7

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from helpers import evaluated_flame_vertices, synthetic_flame, synthetic_result, write, write_flame
 
-from sheap_blender.core.flame_model import load_flame
-from sheap_blender.importer import import_result
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.reconstruct.importer import import_result
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PYTHON = REPO / ".venv" / "bin" / "python"
 N = 16
 ROWS = (0, 3, 8, 15)

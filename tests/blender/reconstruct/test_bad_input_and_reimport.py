@@ -17,12 +17,13 @@ from helpers import (
     write_flame,
 )
 
-from sheap_blender import animation, importer
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.flame_model import load_flame
-from sheap_blender.core.result_format import read_result
-from sheap_blender.core.safetensors_file import write_safetensors
-from sheap_blender.importer import import_result
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.formats.safetensors_file import write_safetensors
+from sheap_blender.reconstruct import importer
+from sheap_blender.reconstruct.importer import import_result
+from sheap_blender.rig import animation
 
 N = 12
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from helpers import write_png
 
-from sheap_blender import reconstruction
+from sheap_blender.backend_client import reconstruction
 from sheap_blender.core.face_choice import clip_cursor_to_point, parse_face
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # `python -m backend serve` as far as the extension can tell: ready, then every request line is
 # appended to requests.jsonl beside this script and a reconstruct is answered with an error.

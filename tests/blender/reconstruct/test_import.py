@@ -20,12 +20,12 @@ from helpers import (
     write_frames,
 )
 
-from sheap_blender import animation
-from sheap_blender.core.flame_model import load_flame
-from sheap_blender.core.result_format import read_result
-from sheap_blender.importer import import_result
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.reconstruct.importer import import_result
+from sheap_blender.rig import animation
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 N = 30
 
 

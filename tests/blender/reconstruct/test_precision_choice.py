@@ -11,10 +11,11 @@ from pathlib import Path
 import bpy
 import pytest
 
-from sheap_blender import preferences, reconstruction
-from sheap_blender.core.safetensors_file import read_metadata
+from sheap_blender.backend_client import reconstruction
+from sheap_blender.core.formats.safetensors_file import read_metadata
+from sheap_blender.settings import preferences
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 
 pytestmark = pytest.mark.usefixtures("backend_environment")  # a missing .venv fails, never skips

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import sheap_blender
-from sheap_blender import reconstruction
-from sheap_blender.core.result_format import SMOOTHING_GROUPS
-from sheap_blender.reconstruction import Reconstruction, Request
+from sheap_blender.backend_client import reconstruction
+from sheap_blender.backend_client.reconstruction import Reconstruction, Request
+from sheap_blender.core.formats.result_format import SMOOTHING_GROUPS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 DATABLOCKS = ("objects", "meshes", "armatures", "actions", "cameras", "images", "movieclips", "collections")
 
@@ -70,7 +70,7 @@ def test_reconstruct_head_builds_a_keyed_rig(demo, empty_scene, capfd):
     assert scene.render.resolution_x == 640 and scene.render.resolution_y == 480
     assert scene.frame_end - scene.frame_start + 1 == n_frames
     # every frame keyed on the shape keys and on the bones
-    from sheap_blender.animation import fcurves_of
+    from sheap_blender.rig.animation import fcurves_of
 
     key_curves = fcurves_of(head.data.shape_keys)
     bone_curves = fcurves_of(armatures[0])
@@ -152,7 +152,7 @@ def test_missing_inputs_are_refused_before_anything_starts(demo, empty_scene, ca
 def test_per_group_smoothing_reaches_the_backend(demo, empty_scene):
     import json
 
-    from sheap_blender.core.safetensors_file import read_metadata
+    from sheap_blender.core.formats.safetensors_file import read_metadata
 
     assert run_operator(demo, frame_start=0, frame_end=10, smooth=0.1, smooth_groups="jaw=0.8, expression=0.2") \
         == {"FINISHED"}
@@ -178,7 +178,7 @@ def test_bad_smoothing_groups_are_refused(demo, empty_scene, groups, message):
 
 
 def test_gaussian_preview_from_a_real_run(demo, empty_scene):
-    from sheap_blender.gaussian_preview import scene_previews
+    from sheap_blender.preview.gaussians import scene_previews
 
     assert run_operator(demo, frame_start=0, frame_end=12, gaussians=True, gaussian_count=3000) == {"FINISHED"}
     previews = scene_previews(empty_scene)
@@ -190,7 +190,7 @@ def test_gaussian_preview_from_a_real_run(demo, empty_scene):
 
 
 def test_result_files_are_per_clip_not_per_name(tmp_path):
-    from sheap_blender.reconstruct_operator import result_path_for
+    from sheap_blender.reconstruct.operator import result_path_for
 
     first, second = tmp_path / "shotA" / "face.mp4", tmp_path / "shotB" / "face.mp4"
     assert result_path_for(str(first)) != result_path_for(str(second))
@@ -225,7 +225,7 @@ def test_the_panels_movie_clip_is_the_footage(demo, empty_scene, tmp_path, kind)
 def test_the_face_to_follow_reaches_the_backend(demo, empty_scene):
     import json
 
-    from sheap_blender.core.safetensors_file import read_metadata
+    from sheap_blender.core.formats.safetensors_file import read_metadata
 
     assert run_operator(demo, frame_start=0, frame_end=6, face="0.5,0.45") == {"FINISHED"}
     root = next(o for o in empty_scene.objects if "sheap_result" in o)
@@ -268,7 +268,7 @@ def _modal_harness(demo: Path, output: Path):
     """The operator's own modal handler, driven with TIMER / ESC events as Blender's event loop would."""
     from types import SimpleNamespace
 
-    from sheap_blender.reconstruct_operator import SHEAP_OT_reconstruct_head as Operator
+    from sheap_blender.reconstruct.operator import SHEAP_OT_reconstruct_head as Operator
 
     reports: list[tuple[str, str]] = []
     operator = SimpleNamespace(onto_selected=False, _timer=object(),
@@ -333,6 +333,6 @@ def test_modal_run_to_the_end_imports_the_rig(demo, empty_scene, tmp_path):
 
 def test_no_redo_panel_reruns_the_reconstruction():
     """Adjust Last Operation would re-run the whole clip: the operator registers no redo (undo is pushed itself)."""
-    from sheap_blender.reconstruct_operator import SHEAP_OT_reconstruct_head as Operator
+    from sheap_blender.reconstruct.operator import SHEAP_OT_reconstruct_head as Operator
 
     assert "UNDO" not in Operator.bl_options

@@ -11,7 +11,7 @@ import pytest
 from helpers import datablock_counts, scene_settings, synthetic_flame, synthetic_result, write, write_flame
 
 from sheap_blender.core.errors import InputError
-from sheap_blender.importer import import_result
+from sheap_blender.reconstruct.importer import import_result
 
 N = 20
 FIRST = 50  # footage frame of the result's first row: cuts name footage frames, markers go on scene frames

@@ -17,10 +17,10 @@ from helpers import (
 )
 from mathutils import Vector
 
-from sheap_blender import animation
-from sheap_blender.core.flame_model import load_flame
-from sheap_blender.core.result_format import read_result
-from sheap_blender.importer import import_result
+from sheap_blender.core.flame.model import load_flame
+from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.reconstruct.importer import import_result
+from sheap_blender.rig import animation
 
 N = 24
 FRAMES = (0, 1, 5, 13, 23)

@@ -7,9 +7,9 @@ from pathlib import Path
 import bpy
 import pytest
 
-from sheap_blender import preferences
+from sheap_blender.settings import preferences
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_readiness_names_each_missing_thing_and_the_next_step(tmp_path):

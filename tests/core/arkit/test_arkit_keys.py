@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sheap_blender.core.arkit_keys import make_arkit_keys
-from sheap_blender.core.arkit_keys_check import five_point_baseline, score_channels, swapped_sides
-from sheap_blender.core.arkit_names import ARKIT_INDEX, ARKIT_NAMES
-from sheap_blender.core.arkit_reference import ArkitReference, load_reference, read_reference
+from sheap_blender.core.arkit.keys import make_arkit_keys
+from sheap_blender.core.arkit.keys_check import five_point_baseline, score_channels, swapped_sides
+from sheap_blender.core.arkit.names import ARKIT_INDEX, ARKIT_NAMES
+from sheap_blender.core.arkit.reference import ArkitReference, load_reference, read_reference
 from sheap_blender.core.rotation import axis_angle_to_matrix
 
-APPLE = Path(__file__).resolve().parents[1] / "data" / "apple_arkit_reference.safetensors"
+APPLE = Path(__file__).resolve().parents[2] / "data" / "apple_arkit_reference.safetensors"
 
 
 @cache
@@ -87,8 +87,8 @@ def test_bad_landmarks_are_refused():
 
 
 def test_key_names_read_back_in_every_habit():
-    from sheap_blender.core.arkit_keys import NAMING_HABITS, key_name
-    from sheap_blender.core.arkit_names import channel_for_key
+    from sheap_blender.core.arkit.keys import NAMING_HABITS, key_name
+    from sheap_blender.core.arkit.names import channel_for_key
 
     for habit in NAMING_HABITS:
         names = [key_name(channel, habit) for channel in ARKIT_NAMES]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sheap_blender.core.arkit_names import (
+from sheap_blender.core.arkit.names import (
     ARKIT_INDEX,
     ARKIT_NAMES,
     N_ARKIT,

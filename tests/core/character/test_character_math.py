@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from sheap_blender.core.arkit_preset import FORMAT, read_preset, read_preset_with_channels, write_preset
-from sheap_blender.core.arkit_solve import live_link_angles, yaw_pitch_roll
-from sheap_blender.core.errors import InputError
-from sheap_blender.core.head_rotation import (
+from sheap_blender.core.arkit.preset import FORMAT, read_preset, read_preset_with_channels, write_preset
+from sheap_blender.core.arkit.solve import live_link_angles, yaw_pitch_roll
+from sheap_blender.core.character.head_rotation import (
     ARKIT_TO_BLENDER,
     EULER_ORDERS,
     character_axes,
@@ -23,6 +22,7 @@ from sheap_blender.core.head_rotation import (
     take_turn_in_world,
     yaw_pitch_roll_matrix,
 )
+from sheap_blender.core.errors import InputError
 from sheap_blender.core.rotation import axis_angle_to_matrix, quaternion_to_matrix
 
 

@@ -1,14 +1,21 @@
 """An animator's controls on a take (core/take_controls.py) and the names that must not mislead (core/arkit_names.py,
-core/rig_bones.py): pure NumPy, Blender's side in tests/blender/test_character_rig.py."""
+core/rig_bones.py): pure NumPy, Blender's side in tests/blender/character/test_character_rig.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sheap_blender.core.arkit_names import channel_for_key, duplicate_keys
-from sheap_blender.core.rig_bones import usual_bone
-from sheap_blender.core.take_controls import Controls, fill_gaps, gaussian_smooth, retime, sample_rows, sample_valid
+from sheap_blender.core.arkit.names import channel_for_key, duplicate_keys
+from sheap_blender.core.character.bones import usual_bone
+from sheap_blender.core.character.take_controls import (
+    Controls,
+    fill_gaps,
+    gaussian_smooth,
+    retime,
+    sample_rows,
+    sample_valid,
+)
 
 
 def test_retime_keeps_the_clips_speed():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sheap_blender.core.flame_params import POSE_KEYS, WIDTHS, FlameParams
+from sheap_blender.core.flame.params import POSE_KEYS, WIDTHS, FlameParams
 
 
 def test_named_fields_from_the_result_tensors_in_order():

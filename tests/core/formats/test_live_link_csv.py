@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sheap_blender.core.arkit_names import ARKIT_INDEX, ARKIT_NAMES
+from sheap_blender.core.arkit.names import ARKIT_INDEX, ARKIT_NAMES
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.live_link_csv import (
+from sheap_blender.core.formats.live_link_csv import (
     COLUMNS,
     SNAP,
     LiveLinkTake,
@@ -25,7 +25,7 @@ from sheap_blender.core.live_link_csv import (
     write_live_link_csv,
 )
 
-REAL_TAKE = Path(__file__).resolve().parents[1] / "data" / "live_link_face_take_excerpt.csv"  # see its .txt
+REAL_TAKE = Path(__file__).resolve().parents[2] / "data" / "live_link_face_take_excerpt.csv"  # see its .txt
 
 # The header Live Link Face writes, copied from a take (jawRight before jawLeft, mouthRight before mouthLeft)
 LIVE_LINK_HEADER = [

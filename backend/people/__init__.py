@@ -1,0 +1,1 @@
+"""People through a clip: following one person's face, finding everyone, one face to one person."""

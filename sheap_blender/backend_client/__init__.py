@@ -1,0 +1,1 @@
+"""Talking to the backend (no bpy here): the warm backend process, and the jobs the extension sends it."""

@@ -1,0 +1,1 @@
+"""The files the project reads and writes: results, people files, Live Link CSV takes, safetensors, export formats."""

@@ -1,0 +1,1 @@
+"""Export Head: a rig or a driven character to glTF, FBX, Alembic or USD."""

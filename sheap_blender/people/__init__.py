@@ -1,0 +1,1 @@
+"""Find People: who appears in the footage, choosing whom to follow, importing a people file."""
