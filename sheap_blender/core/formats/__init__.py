@@ -1,1 +1,0 @@
-"""The files the project reads and writes: results, people files, Live Link CSV takes, safetensors, export formats."""
