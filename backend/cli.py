@@ -12,8 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+from sheap_blender.core.atomic_file import check_output
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.formats.atomic_file import check_output
 
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
@@ -41,7 +41,7 @@ def cmd_convert_flame(args: argparse.Namespace) -> None:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
-    from sheap_blender.core.formats.result_format import write_result
+    from sheap_blender.core.result.result_format import write_result
 
     from .model.precision import precision_line
     from .model.temporal import Smoothing
@@ -158,9 +158,9 @@ def cmd_people(args: argparse.Namespace) -> None:
 def cmd_flame(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from sheap_blender.core.atomic_file import replacing
     from sheap_blender.core.flame.model import load_flame
-    from sheap_blender.core.formats.atomic_file import replacing
-    from sheap_blender.core.formats.result_format import read_result
+    from sheap_blender.core.result.result_format import read_result
 
     from .model.flame_eval import evaluate_result
 
@@ -177,10 +177,10 @@ def cmd_flame(args: argparse.Namespace) -> None:
 
 
 def cmd_arkit(args: argparse.Namespace) -> None:
+    from sheap_blender.core.arkit.live_link_csv import write_live_link_csv
     from sheap_blender.core.arkit.solve import lost_blinks, take_for_result
     from sheap_blender.core.flame.model import load_flame
-    from sheap_blender.core.formats.live_link_csv import write_live_link_csv
-    from sheap_blender.core.formats.result_format import read_result
+    from sheap_blender.core.result.result_format import read_result
 
     output = check_output(args.output, args.result, args.flame)
     result = read_result(_absolute(args.result))
@@ -202,7 +202,7 @@ def cmd_mesh_landmarks(args: argparse.Namespace) -> None:
     import cv2
     import numpy as np
 
-    from sheap_blender.core.formats.atomic_file import replacing
+    from sheap_blender.core.atomic_file import replacing
 
     from .faces.mesh_landmarks import find_mesh_landmarks, read_mesh
 
@@ -233,7 +233,7 @@ def cmd_export_ply(args: argparse.Namespace) -> None:
 
 
 def cmd_preview(args: argparse.Namespace) -> None:
-    from sheap_blender.core.formats.atomic_file import check_output
+    from sheap_blender.core.atomic_file import check_output
 
     from .progress import Progress
     from .review.preview import write_preview

@@ -4,7 +4,7 @@
 - `NAME.person1.sheap.safetensors`, `NAME.person2...`: one result per person (frames where the
   person's face is not on screen are gaps, `valid` 0);
 - `NAME.person1.png`, ...: a thumbnail of each person's clearest face;
-- `NAME.people.json` (`sheap_blender.core.formats.people_file`): who was found, their files and frames.
+- `NAME.people.json` (`sheap_blender.core.result.people_file`): who was found, their files and frames.
 The `people` command writes the thumbnails and the JSON alone (who appears, before any reconstruction).
 Every file is written under a temporary name and renamed; a run that fails or is cancelled removes
 what it had written.
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sheap_blender.core.atomic_file import replacing
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.formats.atomic_file import replacing
-from sheap_blender.core.formats.people_file import (
+from sheap_blender.core.result.people_file import (
     PeopleFile,
     PersonEntry,
     base_name,
@@ -33,7 +33,7 @@ from sheap_blender.core.formats.people_file import (
     read_people,
     write_people,
 )
-from sheap_blender.core.formats.result_format import Result, read_result, write_result
+from sheap_blender.core.result.result_format import Result, read_result, write_result
 
 from .footage.reader import Footage
 from .identity.gallery import MIN_RECOGNISABLE_PX, Embed

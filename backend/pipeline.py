@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sheap_blender.core.atomic_file import check_output
 from sheap_blender.core.camera import SHEAP_FOV_DEG
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.face_choice import face_point
 from sheap_blender.core.flame.model import FlameModel, load_flame
-from sheap_blender.core.formats.atomic_file import check_output
-from sheap_blender.core.formats.result_format import PER_FRAME, Result
+from sheap_blender.core.result.face_choice import face_point
+from sheap_blender.core.result.result_format import PER_FRAME, Result
 
 from . import __version__
 from .faces.crop import BoxSmoother, box_from_landmarks, crop_image

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sheap_blender.core.face_choice import face_point
-from sheap_blender.core.formats.result_format import SMOOTHING_GROUPS
+from sheap_blender.core.result.face_choice import face_point
+from sheap_blender.core.result.result_format import SMOOTHING_GROUPS
 
 from .gaussians.head import DEFAULT_COUNT, MAX_COUNT
 from .model.precision import PRECISIONS

@@ -27,7 +27,7 @@ import torch
 
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame.model import FlameModel, load_flame
-from sheap_blender.core.formats.result_format import write_result
+from sheap_blender.core.result.result_format import write_result
 
 from . import __version__
 from .gaussians.head import add_gaussians

@@ -75,7 +75,7 @@ from backend.standins.clip import H264_WHERE_POSSIBLE, video_codec, write_demo_c
 from backend.standins.flame import write_demo_flame  # noqa: E402
 from backend.standins.predictor import write_demo_predictor, write_full_size_predictor  # noqa: E402
 from sheap_blender.core.flame.model import load_flame  # noqa: E402
-from sheap_blender.core.formats.result_format import PER_FRAME, Result, read_result, write_result  # noqa: E402
+from sheap_blender.core.result.result_format import PER_FRAME, Result, read_result, write_result  # noqa: E402
 
 STAGES = ("decode", "detect/landmarks", "crop", "network", "write")
 pipeline.iterate_crops_overlapped = pipeline.iterate_crops  # the real one; the control swaps it out per run

@@ -91,8 +91,8 @@ def main() -> int:
 
     from sheap_blender.core.camera import blender_camera
     from sheap_blender.core.flame.model import load_flame
-    from sheap_blender.core.flame.rig_math import eyelid_key_names, rig_animation
-    from sheap_blender.core.formats.result_format import read_result
+    from sheap_blender.core.result.result_format import read_result
+    from sheap_blender.core.result.rig_math import eyelid_key_names, rig_animation
     from sheap_blender.reconstruct.importer import import_result
     from sheap_blender.rig import animation
 

@@ -31,8 +31,8 @@ from backend.gaussians.head import N_VIEWS  # noqa: E402
 from backend.gaussians.splat_render import reprojection_error  # noqa: E402
 from backend.gaussians.views import choose_rows, load_views  # noqa: E402
 from sheap_blender.core.flame.model import load_flame  # noqa: E402
-from sheap_blender.core.formats.result_format import read_result  # noqa: E402
 from sheap_blender.core.gaussians import binding_from_tensors  # noqa: E402
+from sheap_blender.core.result.result_format import read_result  # noqa: E402
 
 
 def backend(*args) -> None:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from machine import cpu_name  # noqa: E402  (benchmarks/machine.py, beside this script)
 
-from sheap_blender.core.formats.live_link_csv import on_scene_frames, read_live_link_csv, timecode  # noqa: E402
+from sheap_blender.core.arkit.live_link_csv import on_scene_frames, read_live_link_csv, timecode  # noqa: E402
 
 EXCERPT = REPO / "tests" / "data" / "live_link_face_take_excerpt.csv"
 

@@ -56,7 +56,7 @@ def main() -> None:
     from backend.standins.clip import video_codec
     from sheap_blender.core.camera import project_to_footage
     from sheap_blender.core.flame.model import load_flame
-    from sheap_blender.core.formats.result_format import read_result
+    from sheap_blender.core.result.result_format import read_result
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)

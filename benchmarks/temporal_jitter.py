@@ -47,7 +47,7 @@ from backend.standins.clip import (  # noqa: E402
     open_writer,
     video_codec,
 )
-from sheap_blender.core.formats.result_format import read_result  # noqa: E402
+from sheap_blender.core.result.result_format import read_result  # noqa: E402
 
 GOAL_STILL_CUT = 0.40
 GOAL_MOVING_CUT = 0.40

@@ -85,7 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _face(text: str) -> tuple[float, float] | None:
-    from sheap_blender.core.face_choice import parse_face
+    from sheap_blender.core.result.face_choice import parse_face
 
     try:
         return parse_face(text)
@@ -95,7 +95,7 @@ def _face(text: str) -> tuple[float, float] | None:
 
 def _export_extension(text: str) -> str:
     from sheap_blender.core.errors import InputError
-    from sheap_blender.core.formats.export_format import format_for
+    from sheap_blender.core.export.export_format import format_for
 
     extension = "." + text.strip().lstrip(".").lower()
     try:
@@ -225,7 +225,7 @@ def drive_character(args: argparse.Namespace, result: str, flame: str):
     import bpy
 
     from sheap_blender.character.drive import drive_with_result, resolve_source
-    from sheap_blender.character.mapping import find_character
+    from sheap_blender.character.character_rig import find_character
 
     target = find_character(str(args.character), args.character_object)
     source = resolve_source(bpy.context, result, flame, frame_start=1)
@@ -236,7 +236,7 @@ def check_character(args: argparse.Namespace) -> str | None:
     """Before any clip: the character's file opens and names one character (else the one-line reason)."""
     import bpy
 
-    from sheap_blender.character.mapping import find_character
+    from sheap_blender.character.character_rig import find_character
     from sheap_blender.core.errors import InputError
 
     if not args.character.is_file():

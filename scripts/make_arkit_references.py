@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sheap_blender.core.arkit.names import ARKIT_NAMES, channel_for_key  # noqa: E402
-from sheap_blender.core.formats.safetensors_file import write_safetensors  # noqa: E402
+from sheap_blender.core.safetensors_file import write_safetensors  # noqa: E402
 
 ICT_KEPT_VERTICES = 11248  # face [0:9408] and head and neck [9409:11247] (ICT-FaceKit README)
 ICT_FACE_VERTICES = 9409

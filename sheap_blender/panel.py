@@ -6,8 +6,8 @@ import os
 
 import bpy
 
-from .core.face_choice import clip_cursor_to_point
-from .core.formats.result_format import SMOOTHING_GROUPS
+from .core.result.face_choice import clip_cursor_to_point
+from .core.result.result_format import SMOOTHING_GROUPS
 from .settings import preferences
 
 

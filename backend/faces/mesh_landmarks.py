@@ -112,7 +112,7 @@ def lift(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, view: 
 
 def read_mesh(path) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (V, 3) and triangles (T, 3) from a .safetensors mesh file (InputError when it is not one)."""
-    from sheap_blender.core.formats.safetensors_file import read_safetensors
+    from sheap_blender.core.safetensors_file import read_safetensors
 
     tensors, _ = read_safetensors(path)
     vertices, triangles = tensors.get("vertices"), tensors.get("triangles")

@@ -18,8 +18,8 @@ import torch
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame.model import FlameModel
 from sheap_blender.core.flame.params import FlameParams
-from sheap_blender.core.formats.result_format import Result
 from sheap_blender.core.gaussians import GaussianBinding, sample_binding
+from sheap_blender.core.result.result_format import Result
 
 from ..footage.reader import Footage
 from ..model.flame import Flame

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logit
 
+from sheap_blender.core.atomic_file import replacing
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.formats.atomic_file import replacing
-from sheap_blender.core.formats.result_format import read_result
 from sheap_blender.core.gaussians import GaussianBinding, binding_from_tensors, pose_gaussians, scales_3d
+from sheap_blender.core.result.result_format import read_result
 from sheap_blender.core.rotation import matrix_to_quaternion
 
 SH_C0 = 0.28209479177387814

@@ -16,7 +16,7 @@ import torch
 
 from sheap_blender.core.camera import CAMERA_POSITION, footage_intrinsics, project_to_footage
 from sheap_blender.core.flame.model import FlameModel
-from sheap_blender.core.formats.result_format import Result
+from sheap_blender.core.result.result_format import Result
 from sheap_blender.core.rotation import axis_angle_to_matrix
 
 from ..footage.reader import Footage

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sheap_blender.core.flame.model import FlameModel
-from sheap_blender.core.formats.result_format import Result
+from sheap_blender.core.result.result_format import Result
 
 from .flame import Flame
 from .predictor import resolve_device

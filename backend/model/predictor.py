@@ -12,7 +12,7 @@ import torch
 from sheap_blender.core.camera import CROP_SIZE
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame.model import file_sha256
-from sheap_blender.core.formats.result_format import RESERVED_NAMES, RESERVED_PREFIX
+from sheap_blender.core.result.result_format import RESERVED_NAMES, RESERVED_PREFIX
 
 MAX_PREDICTION = 1e3  # FLAME coefficients, radians and metres all stay far below this
 # output key -> (result name, width); the archive may return more keys, which are carried along

@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation, Slerp
 
 from sheap_blender.core.flame.params import POSE_KEYS
-from sheap_blender.core.formats.result_format import SMOOTHING_GROUPS
+from sheap_blender.core.result.result_format import SMOOTHING_GROUPS
 from sheap_blender.core.rotation import make_continuous
 
 GROUPS = SMOOTHING_GROUPS  # smoothing groups -> the result tensors they cover

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sheap_blender.core.flame.params import POSE_KEYS
-from sheap_blender.core.formats.result_format import Result
+from sheap_blender.core.result.result_format import Result
 
 from ..faces.landmarks import Landmarker
 from ..footage.reader import Footage

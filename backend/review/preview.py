@@ -20,12 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sheap_blender.core.atomic_file import replacing
 from sheap_blender.core.camera import CAMERA_POSITION, project_to_footage
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.footage_path import resolve_footage
-from sheap_blender.core.formats.atomic_file import replacing
-from sheap_blender.core.formats.result_format import Result, read_result
+from sheap_blender.core.result.footage_path import resolve_footage
+from sheap_blender.core.result.result_format import Result, read_result
 
 from ..footage.reader import Footage, open_footage
 from ..model.flame_eval import vertex_chunks

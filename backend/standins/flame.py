@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from sheap_blender.core.arkit.mesh_transfer import vertex_normals
+from sheap_blender.core.atomic_file import replacing
 from sheap_blender.core.flame.model import N_EXPR, N_FACES, N_POSE_FEATURES, N_SHAPE, N_VERTICES
-from sheap_blender.core.formats.atomic_file import replacing
 
 PICKLE_NAME = "generic_model.pkl"
 EYELIDS_NAME = "eyelids.pt"

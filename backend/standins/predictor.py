@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from sheap_blender.core.formats.atomic_file import replacing
+from sheap_blender.core.atomic_file import replacing
 
 DEMO_WEIGHTS_NAME = "demo_sheap_model.pt"
 FULL_SIZE_WEIGHTS_NAME = "demo_sheap_vit_b16.pt"  # release-sized: ~350 MB, never in git

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.formats.people_file import base_name
+from ..core.result.people_file import base_name
 from .process import BackendError, BackendProcess
 
 

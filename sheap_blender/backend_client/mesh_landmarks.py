@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.formats.safetensors_file import write_safetensors
+from ..core.safetensors_file import write_safetensors
 from .process import BackendError, backend_environment, backend_root
 
 TIMEOUT_S = 300.0

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.face_choice import face_request
-from ..core.formats.people_file import base_name
+from ..core.result.face_choice import face_request
+from ..core.result.people_file import base_name
 from .process import BackendError, BackendProcess
 
 _warm: BackendProcess | None = None

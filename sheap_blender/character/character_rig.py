@@ -182,3 +182,26 @@ def eye_meshes(rig: Rig) -> list[bpy.types.Object]:
         if total > 0 and on_eyes >= EYE_MESH_SHARE * total:
             found.append(mesh)
     return found
+
+
+def find_character(blend_file: str, name: str | None = None) -> bpy.types.Object | bpy.types.Collection:
+    """What to drive in the open .blend: the object or collection `name`, else its only character (InputError).
+
+    A character is an armature with ARKit meshes under it, or an ARKit mesh under no armature.
+    """
+    if name:
+        target = bpy.data.objects.get(name) or bpy.data.collections.get(name)
+        if target is None:
+            raise InputError(blend_file, f"no object named {name!r}")
+        try:
+            resolve(target)
+        except InputError as exc:
+            raise InputError(blend_file, exc.problem) from None
+        return target
+    found = characters_in_file()
+    if not found:
+        raise InputError(blend_file, "no mesh with ARKit-named shape keys: name it with --character-object")
+    if len(found) > 1:
+        names = ", ".join(repr(obj.name) for obj in found)
+        raise InputError(blend_file, f"several characters ({names}): choose one with --character-object")
+    return found[0]

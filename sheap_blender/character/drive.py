@@ -153,9 +153,9 @@ def cache_dir() -> Path:
 def take_from_result(source: Source) -> Take:
     """Solve the result's frames into ARKit weights, the head's and eyes' rotations (InputError for unusable files)."""
     from ..core.arkit.solve import lost_blinks, take_for_result
-    from ..core.face_choice import cut_rows
     from ..core.flame.model import load_flame
-    from ..core.formats.result_format import read_result
+    from ..core.result.face_choice import cut_rows
+    from ..core.result.result_format import read_result
 
     result = read_result(source.result)
     model = load_flame(source.flame)
@@ -182,7 +182,7 @@ def take_from_result(source: Source) -> Take:
 
 def take_from_csv(path: str | os.PathLike, fps: float | None, scene_fps: float, frame_start: float) -> Take:
     """A Live Link Face CSV (timecodes at `fps`, None: the take's own rate) on scene frames from `frame_start`."""
-    from ..core.formats.live_link_csv import on_scene_frames, read_live_link_csv
+    from ..core.arkit.live_link_csv import on_scene_frames, read_live_link_csv
 
     if not (fps is None or fps > 0) or not scene_fps > 0:
         raise InputError(path, f"frame rate {fps if fps is not None else scene_fps} is not usable")

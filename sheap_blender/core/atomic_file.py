@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import InputError
+from .errors import InputError
 
 # `.NAME.PID.XXXXXXXX.tmp`, and the same with the output's own suffix after it (writers that pick a
 # format from the name's end, e.g. OpenCV's video writer, write `....tmp.mp4`)

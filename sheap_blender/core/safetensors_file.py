@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
 from .atomic_file import replacing
+from .errors import InputError
 
 _DTYPES = {
     "F64": np.float64, "F32": np.float32, "F16": np.float16,

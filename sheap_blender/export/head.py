@@ -25,10 +25,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..core.atomic_file import check_output
 from ..core.errors import InputError
-from ..core.formats.atomic_file import check_output
-from ..core.formats.export_format import ExportFormat, format_for
-from ..core.formats.unit_weights import to_unit, unit_geometry, unit_ranges
+from ..core.export.export_format import ExportFormat, format_for
+from ..core.export.unit_weights import to_unit, unit_geometry, unit_ranges
 from ..rig import animation
 from ..rig.lookup import rig_parts, rig_root, selected_rig
 

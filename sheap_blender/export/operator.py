@@ -7,7 +7,7 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper
 
 from ..core.errors import InputError
-from ..core.formats.export_format import EXTENSIONS
+from ..core.export.export_format import EXTENSIONS
 
 
 class SHEAP_OT_export_head(bpy.types.Operator, ExportHelper):

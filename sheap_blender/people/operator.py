@@ -17,7 +17,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from ..backend_client.find_people import FindPeople, PeopleRequest
 from ..core.errors import InputError
-from ..core.formats.people_file import SUFFIX, base_name, read_people
+from ..core.result.people_file import SUFFIX, base_name, read_people
 from ..reconstruct.operator import JobModal, active_run, job_running, result_path_for
 from ..settings import preferences
 from ..settings.preferences import preferred_flame

@@ -14,7 +14,7 @@ import numpy as np
 from ..core.camera import non_square_boxes, valid_boxes
 from ..core.errors import InputError
 from ..core.flame.model import FlameModel
-from ..core.formats.result_format import Result
+from ..core.result.result_format import Result
 
 
 def check_pair(result_path: Path, result: Result, model: FlameModel) -> list[str]:

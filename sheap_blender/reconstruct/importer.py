@@ -32,11 +32,11 @@ import numpy as np
 
 from ..core.camera import blender_camera
 from ..core.errors import InputError
-from ..core.face_choice import cut_rows, followed_face, other_person_warning
 from ..core.flame.model import load_flame
-from ..core.flame.rig_math import eyelid_key_names, key_scales, rig_animation, slider_range
-from ..core.formats.result_format import read_result
 from ..core.gaussians import binding_from_tensors, pose_gaussians
+from ..core.result.face_choice import cut_rows, followed_face, other_person_warning
+from ..core.result.result_format import read_result
+from ..core.result.rig_math import eyelid_key_names, key_scales, rig_animation, slider_range
 from ..preview import gaussians as gaussian_preview
 from ..preview import render_setup
 from ..rig import animation, scene_camera, timeline

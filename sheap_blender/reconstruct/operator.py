@@ -18,9 +18,9 @@ from pathlib import Path
 import bpy
 
 from ..backend_client.reconstruction import Reconstruction, Request
-from ..core.face_choice import parse_face
-from ..core.formats.people_file import base_name, person_result_name
-from ..core.formats.result_format import SMOOTHING_GROUPS
+from ..core.result.face_choice import parse_face
+from ..core.result.people_file import base_name, person_result_name
+from ..core.result.result_format import SMOOTHING_GROUPS
 from ..settings import preferences
 
 _active = None  # the run the panel shows, a Reconstruction or a FindPeople (one at a time)

@@ -22,9 +22,9 @@ import bpy
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.face_choice import cut_rows
-from ..core.formats.people_file import PeopleFile, read_people
-from ..core.formats.result_format import read_result
+from ..core.result.face_choice import cut_rows
+from ..core.result.people_file import PeopleFile, read_people
+from ..core.result.result_format import read_result
 from ..rig import timeline
 from ..rig.build import ROLE
 from ..rig.transaction import Transaction

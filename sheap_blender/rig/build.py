@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 
 from ..core.flame.model import JOINT_NAMES, PARENTS, FlameModel
-from ..core.flame.rig_math import corrective_key_names, expression_key_names, eyelid_key_names
+from ..core.result.rig_math import corrective_key_names, expression_key_names, eyelid_key_names
 
 ROLE = "sheap_role"  # custom property naming each object's part in the rig
 BONE_LENGTHS = {"root": 0.06, "neck": 0.05, "jaw": 0.04, "eye_l": 0.015, "eye_r": 0.015}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.flame.model import JOINT_NAMES
-from ..core.flame.rig_math import RigAnimation, corrective_key_names
+from ..core.result.rig_math import RigAnimation, corrective_key_names
 from . import animation
 
 

@@ -18,8 +18,8 @@ import bpy
 import numpy as np
 
 from ..core.camera import SENSOR_WIDTH_MM
-from ..core.footage_path import resolve_footage
 from ..core.image_sequence import folder_images, is_image, is_pattern, natural_key, pattern_images
+from ..core.result.footage_path import resolve_footage
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".mts", ".m2ts", ".wmv",
                     ".flv", ".ogv", ".dv", ".mxf"}

@@ -47,7 +47,7 @@ def _is_demo_file(path: str, mtime_ns: int) -> bool:
     """Cached by modification time: the panel asks on every redraw."""
     if path.endswith(".safetensors"):  # a converted FLAME made from the stand-in
         from ..core.errors import InputError
-        from ..core.formats.safetensors_file import read_metadata
+        from ..core.safetensors_file import read_metadata
 
         try:
             return read_metadata(path).get("demo") == "true"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from backend_command import backend
 
+from sheap_blender.core.arkit.live_link_csv import COLUMNS, read_live_link_csv, timecode
 from sheap_blender.core.arkit.solve import take_for_result
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.formats.live_link_csv import COLUMNS, read_live_link_csv, timecode
-from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.result.result_format import read_result
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import pytest
 
 from sheap_blender.core.arkit import solve as arkit_solve
 from sheap_blender.core.arkit.check import cross_source, round_trip
+from sheap_blender.core.arkit.live_link_csv import read_live_link_csv
 from sheap_blender.core.arkit.names import ARKIT_INDEX, ARKIT_NAMES
 from sheap_blender.core.arkit.reference import load_reference, read_reference
 from sheap_blender.core.arkit.solve import ArkitSolver, live_link_angles, lost_blinks, yaw_pitch_roll
 from sheap_blender.core.flame.landmarks import DEMO_STANDIN, FLAME_2020, landmarks68
 from sheap_blender.core.flame.params import FlameParams
-from sheap_blender.core.flame.rig_math import EYELID_RIGHT, eyelid_key_names
-from sheap_blender.core.formats.live_link_csv import read_live_link_csv
+from sheap_blender.core.result.rig_math import EYELID_RIGHT, eyelid_key_names
 from sheap_blender.core.rotation import axis_angle_to_matrix
 
 APPLE = Path(__file__).resolve().parents[1] / "data" / "apple_arkit_reference.safetensors"
@@ -140,7 +140,7 @@ def test_our_take_correlates_as_the_apps_takes_do(solver, tmp_path):
     other way round, pitch with EyeLookDown positive. Ours, written as a CSV and read back by column name, alike."""
     import csv
 
-    from sheap_blender.core.formats.live_link_csv import LiveLinkTake, write_live_link_csv
+    from sheap_blender.core.arkit.live_link_csv import LiveLinkTake, write_live_link_csv
 
     rng = np.random.default_rng(11)
     n = 300
@@ -186,7 +186,7 @@ def test_head_rotation_is_root_and_neck_together_in_radians(solver):
 
 
 def test_lost_blinks_are_said(solver, demo_flame_model):
-    from sheap_blender.core.formats.result_format import Result
+    from sheap_blender.core.result.result_format import Result
 
     params = frames(3, eyelids=[[0.0, 0.0], [0.8, 0.7], [0.0, 0.1]])
 

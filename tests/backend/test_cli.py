@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from backend_command import backend
 
-from sheap_blender.core.formats.result_format import PER_FRAME, read_result
+from sheap_blender.core.result.result_format import PER_FRAME, read_result
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sheap_blender.core.flame.rig_math import eyelid_key_names
+from sheap_blender.core.result.rig_math import eyelid_key_names
 
 
 def test_names_follow_the_geometry_whatever_the_channel_order(demo_flame_model):

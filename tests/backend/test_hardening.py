@@ -17,7 +17,7 @@ import torch
 from backend_command import REPO, backend
 
 from backend.standins.predictor import DemoSheap
-from sheap_blender.core.formats.result_format import PER_FRAME, Result, write_result
+from sheap_blender.core.result.result_format import PER_FRAME, Result, write_result
 
 
 def reconstruct(demo: Path, out: Path, *extra, footage: Path | None = None, weights: Path | None = None):
@@ -178,6 +178,6 @@ def test_flame_killed_midway_leaves_nothing_a_later_run_keeps(demo, tmp_path, lo
         assert "Traceback" not in process.stderr.read()
         return
     assert len(leftovers) == 1 and str(process.pid) in leftovers[0].name  # recognisable: whose it was
-    from sheap_blender.core.formats.atomic_file import remove_orphans
+    from sheap_blender.core.atomic_file import remove_orphans
 
     assert remove_orphans(out) == leftovers and not leftovers[0].exists()  # what the next write does first

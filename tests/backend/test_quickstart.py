@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from backend_command import REPO
 
-from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.result.result_format import read_result
 
 
 def test_main_job_without_weights_uses_and_names_the_demo_stand_ins(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.result.result_format import read_result
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,7 +121,7 @@ def test_errors_are_one_line_and_the_server_stays_up(client, demo, tmp_path):
 def test_everyone_on_a_warm_backend(client, demo, tmp_path):
     """"people": "all": a result per person and the people file, named in the done event; then one person."""
     from backend.standins.clip import FaceInShot, Shot, write_scene_clip
-    from sheap_blender.core.formats.people_file import read_people
+    from sheap_blender.core.result.people_file import read_people
 
     clip = write_scene_clip(tmp_path / "two.mp4", (1280, 720), [
         Shot(16, [FaceInShot(0.3, 0.45, 140, person="hopper"), FaceInShot(0.72, 0.45, 110)])])

@@ -1,7 +1,7 @@
 """Synthetic FLAME models and result files, a plain NumPy FLAME forward model, evaluation helpers.
 
 The reference forward model here is written from FLAME's definition on its own: it shares no code with the
-rig (sheap_blender.core.flame.rig_math), so agreement between the two is evidence, not tautology.
+rig (sheap_blender.core.result.rig_math), so agreement between the two is evidence, not tautology.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sheap_blender.core.flame.model import FlameModel, save_flame
-from sheap_blender.core.formats.result_format import PER_FRAME, Result, write_result
+from sheap_blender.core.result.result_format import PER_FRAME, Result, write_result
 
 PARENTS = np.array([-1, 0, 1, 1, 1])
 FOV = 14.2539

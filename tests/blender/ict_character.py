@@ -10,7 +10,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from sheap_blender.core.formats.safetensors_file import read_safetensors
+from sheap_blender.core.safetensors_file import read_safetensors
 
 ICT = Path(__file__).resolve().parents[2] / "sheap_blender" / "core" / "data" / "ict_facekit_arkit.safetensors"
 HABITS = ("arkit", "upper_camel", "ict", "dot", "snake", "cc", "upper")

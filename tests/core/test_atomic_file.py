@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from sheap_blender.core.formats.atomic_file import replacing
+from sheap_blender.core.atomic_file import replacing
 
 
 def test_the_file_appears_only_when_complete_and_with_the_usual_permissions(tmp_path):

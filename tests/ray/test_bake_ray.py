@@ -15,7 +15,7 @@ import pytest
 from conftest import BACKEND_PYTHON, REPO
 from ray.util.state import list_jobs, list_tasks
 
-from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.result.result_format import read_result
 from sheap_blender.rig.animation import fcurves_of
 
 BAKE = REPO / "scripts" / "bake.py"

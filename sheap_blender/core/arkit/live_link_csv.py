@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arkit.names import ARKIT_NAMES, N_ARKIT, channel_for_key
+from ..atomic_file import replacing
 from ..errors import InputError
-from .atomic_file import replacing
+from .names import ARKIT_NAMES, N_ARKIT, channel_for_key
 
 ROTATION_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
                     "RightEyeYaw", "RightEyePitch", "RightEyeRoll")

@@ -15,8 +15,8 @@ import json
 import math
 import os
 
+from ..atomic_file import replacing
 from ..errors import InputError
-from ..formats.atomic_file import replacing
 from .names import ARKIT_INDEX
 
 FORMAT = "sheap-arkit-mapping-2"

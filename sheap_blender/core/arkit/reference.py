@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..formats.safetensors_file import read_safetensors
+from ..safetensors_file import read_safetensors
 from .names import channel_for_key
 
 ICT_FACEKIT = Path(__file__).with_name("data") / "ict_facekit_arkit.safetensors"

@@ -45,9 +45,9 @@ from ..errors import InputError
 from ..flame.landmarks import landmarks68
 from ..flame.model import N_SHAPE, FlameModel, file_sha256
 from ..flame.params import FlameParams
-from ..formats.live_link_csv import LiveLinkTake
-from ..formats.result_format import Result
+from ..result.result_format import Result
 from ..rotation import axis_angle_to_matrix
+from .live_link_csv import LiveLinkTake
 from .mesh_transfer import closest_surface_points, fit_similarity, thin_plate_warp, vertex_areas, vertex_normals
 from .names import ARKIT_INDEX, N_ARKIT
 from .reference import ICT_FACEKIT, ArkitReference, load_reference
@@ -277,7 +277,7 @@ class ArkitSolver:
     def for_flame(cls, model: FlameModel, cache_dir: str | os.PathLike | None = None,
                   reference_path: str | os.PathLike = ICT_FACEKIT) -> ArkitSolver:
         """Load the calibration for `model` from `cache_dir`, or build it (a few seconds) and store it there."""
-        from ..formats.safetensors_file import read_safetensors, write_safetensors
+        from ..safetensors_file import read_safetensors, write_safetensors
 
         reference_path = Path(reference_path)
         cache = Path(cache_dir) / _cache_name(model, reference_path) if cache_dir is not None else None

@@ -137,7 +137,7 @@ def load_flame(path: str | os.PathLike) -> FlameModel:
     if not path.is_file():
         raise InputError(path, "FLAME file not found")
     if path.suffix == ".safetensors":
-        from ..formats.safetensors_file import read_safetensors
+        from ..safetensors_file import read_safetensors
 
         tensors, metadata = read_safetensors(path)
         return from_tensors(path, tensors, metadata.get("source_sha256", file_sha256(path)),
@@ -149,7 +149,7 @@ def load_flame(path: str | os.PathLike) -> FlameModel:
 
 def save_flame(model: FlameModel, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
     """Write the converted model (float32, dense regressor), recording the source file's SHA-256 and demo-ness."""
-    from ..formats.safetensors_file import write_safetensors
+    from ..safetensors_file import write_safetensors
 
     meta = {"format": "sheap-flame-1", "source_sha256": model.source_sha256,
             "demo": "true" if model.is_demo else "false", **(metadata or {})}

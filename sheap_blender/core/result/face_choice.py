@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 LARGEST = "largest"
 _EXPECTED = f'"{LARGEST}" or X,Y: fractions 0..1 of the frame\'s width and height from its top-left corner'

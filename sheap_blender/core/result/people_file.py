@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic_file import replacing
 from ..errors import InputError
-from .atomic_file import replacing
 
 FORMAT = "sheap-people"
 VERSION = 1

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..flame.params import WIDTHS as FLAME_WIDTHS
 from ..flame.params import FlameParams
-from .safetensors_file import read_safetensors, write_safetensors
+from ..safetensors_file import read_safetensors, write_safetensors
 
 FORMAT_VERSION = "sheap-result-1"
 # name -> width of one frame's row: the crop box, then the FLAME parameters (core/flame_params.py)

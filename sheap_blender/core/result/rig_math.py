@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..formats.result_format import Result
+from ..flame.model import N_EXPR, N_SHAPE, FlameModel
 from ..rotation import axis_angle_to_matrix, axis_angle_to_quaternion, make_continuous
-from .model import N_EXPR, N_SHAPE, FlameModel
+from .result_format import Result
 
 SHAPE_KEY_LIMIT = 10.0  # Blender's hard limit of a shape key's slider range
 
 
 def corrective_key_names() -> list[str]:
     """The 36 pose-corrective shape keys: joint, then row and column of (R - I)."""
-    from .model import JOINT_NAMES
+    from ..flame.model import JOINT_NAMES
 
     return [f"pose_{joint}_{row}{col}" for joint in JOINT_NAMES[1:] for row in range(3) for col in range(3)]
 

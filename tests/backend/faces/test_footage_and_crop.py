@@ -265,7 +265,7 @@ def test_an_exr_plate_sequence_is_reconstructed_like_its_png_frames(demo, tmp_pa
     from backend_command import backend
 
     from backend.standins.clip import FaceInShot, Shot, write_scene_clip
-    from sheap_blender.core.formats.result_format import read_result
+    from sheap_blender.core.result.result_format import read_result
 
     clip = write_scene_clip(tmp_path / "plate.mp4", (1920, 1080), [Shot(10, [FaceInShot(0.4, 0.45, 90,
                                                                                      pan=(0.1, 0.0))])])

@@ -9,8 +9,8 @@ import numpy as np
 from backend_command import backend
 
 from sheap_blender.core.arkit.reference import load_reference, read_reference
-from sheap_blender.core.formats.safetensors_file import write_safetensors
 from sheap_blender.core.rotation import axis_angle_to_matrix
+from sheap_blender.core.safetensors_file import write_safetensors
 
 APPLE = Path(__file__).resolve().parents[2] / "data" / "apple_arkit_reference.safetensors"
 

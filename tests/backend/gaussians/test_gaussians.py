@@ -16,8 +16,8 @@ import torch
 from backend_command import REPO, backend
 
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.formats.result_format import read_result
 from sheap_blender.core.gaussians import TENSORS, binding_from_tensors, pose_gaussians
+from sheap_blender.core.result.result_format import read_result
 
 START, END, COUNT = 2, 30, 20_000
 

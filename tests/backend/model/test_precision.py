@@ -34,7 +34,7 @@ from backend.model.predictor import REQUIRED_OUTPUTS, Predictor
 from backend.standins.clip import PORTRAITS
 from backend.standins.predictor import DemoSheap, ViTB16
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.result.result_format import read_result
 
 NATIVE_BF16 = native_bf16(torch.device("cpu"))
 MOVED = re.compile(r"(bfloat16|float16) moves the FLAME vertices ([0-9.]+) mm on average, ([0-9.]+) mm at most")

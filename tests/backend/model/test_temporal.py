@@ -16,7 +16,7 @@ from backend.model.temporal import (
     sigma_frames,
     smooth,
 )
-from sheap_blender.core.formats.result_format import PER_FRAME
+from sheap_blender.core.result.result_format import PER_FRAME
 
 FPS = 30.0
 RNG = np.random.default_rng(7)

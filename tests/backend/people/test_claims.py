@@ -20,7 +20,7 @@ from backend.identity.face_recognition import shared_recognizer
 from backend.identity.gallery import Identity
 from backend.people.claims import Claim, contested, give_up, overlap, settle
 from backend.standins.clip import PORTRAITS, FaceInShot, Shot, write_scene_clip
-from sheap_blender.core.formats.result_format import Result
+from sheap_blender.core.result.result_format import Result
 
 FRAMES = 30
 PEOPLE = [("hopper", 0.3, 190), ("astronaut", 0.7, 180)]

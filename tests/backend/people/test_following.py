@@ -27,7 +27,7 @@ from backend.standins.clip import (
     Shot,
     write_scene_clip,
 )
-from sheap_blender.core.formats.result_format import Result, read_result
+from sheap_blender.core.result.result_format import Result, read_result
 
 CENTRE_TOLERANCE = 0.05  # of the box size
 SIZE_TOLERANCE = 0.10

@@ -18,8 +18,8 @@ from backend_command import backend
 from test_following import CENTRE_TOLERANCE, crop_errors, expected_boxes, motion_of
 
 from backend.standins.clip import PORTRAITS, FaceInShot, Shot, write_scene_clip
-from sheap_blender.core.formats.people_file import read_people
-from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.result.people_file import read_people
+from sheap_blender.core.result.result_format import read_result
 
 SIZE = (1280, 720)
 SHOTS = [  # (frames, [(person, x, y, face_px)]): Hopper; a two-shot; the cameraman; the astronaut, small

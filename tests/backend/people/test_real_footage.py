@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from backend_command import backend
 
-from sheap_blender.core.formats.people_file import read_people
-from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.result.people_file import read_people
+from sheap_blender.core.result.result_format import read_result
 
 CLIP = Path(__file__).resolve().parents[2] / "data" / "tears_of_steel_excerpt.mp4"
 BRIDGE = range(21, 65)

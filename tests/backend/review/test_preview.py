@@ -11,7 +11,7 @@ import pytest
 from backend_command import backend
 
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.formats.result_format import read_result, write_result
+from sheap_blender.core.result.result_format import read_result, write_result
 
 ROWS = 24
 NO_FACE = (8, 9, 10)

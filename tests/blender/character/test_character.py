@@ -20,9 +20,9 @@ from helpers import synthetic_result, write
 from ict_character import HABITS, add_head_bone, build_character, habit_name, ict_shapes
 
 from sheap_blender.character import mapping as character_mapping
+from sheap_blender.core.arkit.live_link_csv import COLUMNS, LiveLinkTake, timecode, write_live_link_csv
 from sheap_blender.core.arkit.names import ARKIT_NAMES, channel_for_key
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.formats.live_link_csv import COLUMNS, LiveLinkTake, timecode, write_live_link_csv
 from sheap_blender.rig.animation import fcurves_of
 
 REPO = Path(__file__).resolve().parents[3]

@@ -315,7 +315,7 @@ def test_bake_a_multi_mesh_character(demo, tmp_path):
 
 
 def test_a_csv_take_without_head_rotation_leaves_the_head_bone_alone(empty_scene, tmp_path):
-    from sheap_blender.core.formats.live_link_csv import LiveLinkTake, write_live_link_csv
+    from sheap_blender.core.arkit.live_link_csv import LiveLinkTake, write_live_link_csv
 
     arm = ready_player_me()
     n = 12

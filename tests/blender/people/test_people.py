@@ -15,7 +15,7 @@ import pytest
 from helpers import datablock_counts, scene_settings, synthetic_flame, synthetic_result, write, write_flame, write_png
 
 from sheap_blender.backend_client import reconstruction
-from sheap_blender.core.formats.people_file import (
+from sheap_blender.core.result.people_file import (
     PeopleFile,
     PersonEntry,
     person_result_name,

@@ -25,8 +25,8 @@ from helpers import (
 )
 
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.formats.result_format import read_result
 from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians, sample_binding, triangle_frames
+from sheap_blender.core.result.result_format import read_result
 from sheap_blender.reconstruct import operator as reconstruct_operator
 from sheap_blender.reconstruct.importer import import_result
 from sheap_blender.rig import animation

@@ -14,7 +14,7 @@ from conftest import require_backend
 from helpers import FOV, flame_forward, reference_pixels, render_still, write, write_png
 
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.formats.result_format import PER_FRAME, Result
+from sheap_blender.core.result.result_format import PER_FRAME, Result
 from sheap_blender.preview import render_setup
 
 REPO = Path(__file__).resolve().parents[3]

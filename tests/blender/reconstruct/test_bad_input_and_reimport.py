@@ -19,8 +19,8 @@ from helpers import (
 
 from sheap_blender.core.errors import InputError
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.formats.result_format import read_result
-from sheap_blender.core.formats.safetensors_file import write_safetensors
+from sheap_blender.core.result.result_format import read_result
+from sheap_blender.core.safetensors_file import write_safetensors
 from sheap_blender.reconstruct import importer
 from sheap_blender.reconstruct.importer import import_result
 from sheap_blender.rig import animation

@@ -15,7 +15,7 @@ import pytest
 from helpers import write_png
 
 from sheap_blender.backend_client import reconstruction
-from sheap_blender.core.face_choice import clip_cursor_to_point, parse_face
+from sheap_blender.core.result.face_choice import clip_cursor_to_point, parse_face
 
 REPO = Path(__file__).resolve().parents[3]
 

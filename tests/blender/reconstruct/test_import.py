@@ -21,7 +21,7 @@ from helpers import (
 )
 
 from sheap_blender.core.flame.model import load_flame
-from sheap_blender.core.formats.result_format import read_result
+from sheap_blender.core.result.result_format import read_result
 from sheap_blender.reconstruct.importer import import_result
 from sheap_blender.rig import animation
 

@@ -12,7 +12,7 @@ import bpy
 import pytest
 
 from sheap_blender.backend_client import reconstruction
-from sheap_blender.core.formats.safetensors_file import read_metadata
+from sheap_blender.core.safetensors_file import read_metadata
 from sheap_blender.settings import preferences
 
 REPO = Path(__file__).resolve().parents[3]

@@ -15,7 +15,7 @@ import pytest
 import sheap_blender
 from sheap_blender.backend_client import reconstruction
 from sheap_blender.backend_client.reconstruction import Reconstruction, Request
-from sheap_blender.core.formats.result_format import SMOOTHING_GROUPS
+from sheap_blender.core.result.result_format import SMOOTHING_GROUPS
 
 REPO = Path(__file__).resolve().parents[3]
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -152,7 +152,7 @@ def test_missing_inputs_are_refused_before_anything_starts(demo, empty_scene, ca
 def test_per_group_smoothing_reaches_the_backend(demo, empty_scene):
     import json
 
-    from sheap_blender.core.formats.safetensors_file import read_metadata
+    from sheap_blender.core.safetensors_file import read_metadata
 
     assert run_operator(demo, frame_start=0, frame_end=10, smooth=0.1, smooth_groups="jaw=0.8, expression=0.2") \
         == {"FINISHED"}
@@ -225,7 +225,7 @@ def test_the_panels_movie_clip_is_the_footage(demo, empty_scene, tmp_path, kind)
 def test_the_face_to_follow_reaches_the_backend(demo, empty_scene):
     import json
 
-    from sheap_blender.core.formats.safetensors_file import read_metadata
+    from sheap_blender.core.safetensors_file import read_metadata
 
     assert run_operator(demo, frame_start=0, frame_end=6, face="0.5,0.45") == {"FINISHED"}
     root = next(o for o in empty_scene.objects if "sheap_result" in o)

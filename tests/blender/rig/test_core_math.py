@@ -9,7 +9,7 @@ import pytest
 from helpers import FOV, reference_pixels, rodrigues
 
 from sheap_blender.core import camera, rotation
-from sheap_blender.core.flame.rig_math import bone_locations, pose_features
+from sheap_blender.core.result.rig_math import bone_locations, pose_features
 
 
 def test_rotation_round_trips():

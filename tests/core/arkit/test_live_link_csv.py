@@ -11,9 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sheap_blender.core.arkit.names import ARKIT_INDEX, ARKIT_NAMES
-from sheap_blender.core.errors import InputError
-from sheap_blender.core.formats.live_link_csv import (
+from sheap_blender.core.arkit.live_link_csv import (
     COLUMNS,
     SNAP,
     LiveLinkTake,
@@ -24,6 +22,8 @@ from sheap_blender.core.formats.live_link_csv import (
     timecode_rate,
     write_live_link_csv,
 )
+from sheap_blender.core.arkit.names import ARKIT_INDEX, ARKIT_NAMES
+from sheap_blender.core.errors import InputError
 
 REAL_TAKE = Path(__file__).resolve().parents[2] / "data" / "live_link_face_take_excerpt.csv"  # see its .txt
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.formats.export_format import format_for
-from sheap_blender.core.formats.unit_weights import to_unit, unit_geometry, unit_ranges
+from sheap_blender.core.export.export_format import format_for
+from sheap_blender.core.export.unit_weights import to_unit, unit_geometry, unit_ranges
 
 
 @pytest.mark.parametrize(("name", "expected"), [

@@ -7,8 +7,8 @@ import pytest
 import safetensors.numpy
 
 from sheap_blender.core.errors import InputError
-from sheap_blender.core.formats.result_format import PER_FRAME, Result, read_result, write_result
-from sheap_blender.core.formats.safetensors_file import read_safetensors, write_safetensors
+from sheap_blender.core.result.result_format import PER_FRAME, Result, read_result, write_result
+from sheap_blender.core.safetensors_file import read_safetensors, write_safetensors
 
 
 def make_result(n: int = 6) -> Result:

@@ -1,0 +1,1 @@
+"""Export formats: what each carries, and shape-key weights remapped into [0, 1] for the formats that clamp them."""
