@@ -224,8 +224,8 @@ def drive_character(args: argparse.Namespace, result: str, flame: str):
     """Key the result's ARKit take on the character in the open file (sheap_blender.character.drive)."""
     import bpy
 
-    from sheap_blender.character.drive import drive_with_result, resolve_source
     from sheap_blender.character.character_rig import find_character
+    from sheap_blender.character.drive import drive_with_result, resolve_source
 
     target = find_character(str(args.character), args.character_object)
     source = resolve_source(bpy.context, result, flame, frame_start=1)
