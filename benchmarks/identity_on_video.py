@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/identity_on_video.py
 
-1. A cross-dissolve (the edit of tests/backend/identity/test_identity_over_time.py): Grace Hopper and the
+1. A cross-dissolve (the edit of tests/backend/people/test_identity_over_time.py): Grace Hopper and the
    astronaut (public-domain portraits) at 210 px where each stands, blended 0 %, 10 %, ... 100 %: each
    blend's distance to either woman. It shows what a look learned on the way through a dissolve is
    worth: how near the other person it lies once it is within `LEARN` of the first.
