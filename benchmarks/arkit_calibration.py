@@ -8,7 +8,7 @@ Without --flame it makes the demo stand-in (`backend make-demo`) and says so; wi
 1. Round trip: faces made of the calibration reference's own shapes (ICT-FaceKit) with known weights,
    each alone at 1 and 200 random sparse mixtures; the largest weight error (goal <= 0.05).
 2. Cross-source: Apple's ARKit shapes (tests/data, from the SAiD repository) brought onto FLAME the same
-   way and solved (core/arkit_check.py); the confusion table (the largest coefficient of each); goal:
+   way and solved (core/arkit/check.py); the confusion table (the largest coefficient of each); goal:
    the same-named channel wins for >= 80% of the 51 shapes. For scale, the same comparison with ICT's own
    face as the target (no FLAME in between): how far the two references agree at best.
 3. What FLAME's expression space can express: each transferred shape fitted by FLAME's 100 expression

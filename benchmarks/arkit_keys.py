@@ -1,4 +1,4 @@
-"""Benchmark: ARKit keys made for a bare head (core/arkit_keys.py) against the keys its artists authored.
+"""Benchmark: ARKit keys made for a bare head (core/arkit/keys.py) against the keys its artists authored.
 
     .venv/bin/python benchmarks/arkit_keys.py [--repeats 5]
 
@@ -7,7 +7,7 @@ repository, tests/data/apple_arkit_reference.safetensors). Its authored keys are
 are made again from the bare mesh out of the shipped ICT-FaceKit reference, twice: from its 68 known
 landmark vertices (SAiD's list: the transfer alone), and from the landmarks the backend finds on a front
 render of the bare mesh (`backend mesh-landmarks`'s code: what a user gets); each compared per channel
-(core/arkit_keys_check.py): the cosine of the made and authored displacements, the magnitude ratio on
+(core/arkit/keys_check.py): the cosine of the made and authored displacements, the magnitude ratio on
 the authored key's most-moved vertices, and whether any Left/Right pair is swapped. The baseline,
 measured in the same run: a five-point similarity and each vertex's nearest reference vertex.
 Goals (met / MISS; the exit code counts the misses), from issue 27: cosine >= 0.6 for the eight named

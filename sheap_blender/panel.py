@@ -206,7 +206,7 @@ class _SheapPanel:
         if settings.face_rule == "POINT":
             layout.row(align=True).prop(settings, "face_point", text="")
         elif settings.face_rule in ("PERSON", "EVERYONE"):
-            from .people.operator import draw_people
+            from .people.panel import draw_people
 
             draw_people(layout, context, settings)
         row = layout.row(align=True)

@@ -51,9 +51,9 @@ def unregister() -> None:
     from . import panel
     from .character import mapping as character_mapping
     from .export import operator as export_operator
-    from .people import operator as people_operator
+    from .people import panel as people_panel
 
-    people_operator.free_thumbnails()
+    people_panel.free_thumbnails()
     bpy.types.TOPBAR_MT_file_export.remove(export_operator.menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     character_mapping.unregister_properties()

@@ -1,4 +1,4 @@
-"""Make ARKit Shape Keys: the 52 ARKit keys made for a head mesh that has none (core/arkit_keys.py).
+"""Make ARKit Shape Keys: the 52 ARKit keys made for a head mesh that has none (core/arkit/keys.py).
 
 The face's 68 landmarks (Multi-PIE layout) come from, in this order: the head's markers (empties parented
 to it, `sheap_landmark` = their number, which the user may move before making the keys again); the

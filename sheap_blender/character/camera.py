@@ -1,4 +1,4 @@
-"""The footage camera for a driven character, as the FLAME rig has one (scene_camera.py).
+"""The footage camera for a driven character, as the FLAME rig has one (rig/scene_camera.py).
 
 Per-frame lens and shift from the crops (core/camera.py), the footage behind it, the render size and
 the scene camera. SHeaP's camera looks at FLAME's head from `-cam_trans + (0, 0, 1)`; the character's

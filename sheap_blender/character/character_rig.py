@@ -2,7 +2,7 @@
 drives, and the bones a take turns (neck, head, eyes, jaw), chosen on the character or found by usual names.
 
 The character's settings (bones, controls) live on its armature, else on its only mesh; each mesh keeps its
-own shape key mapping (character_mapping.py). Which way the character faces is read from its eye bones
+own shape key mapping (mapping.py). Which way the character faces is read from its eye bones
 (right eye -> left eye is its left), else its armature's axes (Blender's front, -Y), or the user's choice.
 """
 

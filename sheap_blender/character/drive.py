@@ -2,7 +2,7 @@
 keyed from a SHeaP result or a Live Link Face take.
 
 The character (an armature and its meshes, character_rig.py) keeps its settings in the .blend: each mesh its
-mapping shape key -> ARKit channel, the rig its bones and an animator's controls (character_mapping.py).
+mapping shape key -> ARKit channel, the rig its bones and an animator's controls (mapping.py).
 `drive_with_result` solves the take (core/arkit_solve.take_for_result, the function `python -m backend arkit`
 uses); row i goes on scene frame `frame_start + i` when the scene runs at the clip's fps (or is set to it, as
 the FLAME rig's importer does), else the take is retimed to the scene's fps at the clip's speed.
@@ -111,7 +111,7 @@ def resolve_source(context: bpy.types.Context, result: str = "", flame: str = ""
 class Take:
     """What to key: ARKit weights per scene frame, the head's and eyes' yaw/pitch/roll, the channels it has.
 
-    Rotations are in Live Link Face's signs (core/head_rotation.py): positive yaw toward the performer's right.
+    Rotations are in Live Link Face's signs (core/character/head_rotation.py): positive yaw toward the performer's right.
     """
 
     frames: np.ndarray  # (F,) scene frames, increasing
@@ -142,7 +142,7 @@ class Take:
 def cache_dir() -> Path:
     """Where the calibrated ARKit solve is kept: the extension's own per-user folder.
 
-    The build is reproducible (core/arkit_solve.py breaks ties the same way everywhere), so a solve built
+    The build is reproducible (core/arkit/solve.py breaks ties the same way everywhere), so a solve built
     here equals the backend command's for the same FLAME file, whichever NumPy Blender brings.
     """
     from ..settings.preferences import user_dir

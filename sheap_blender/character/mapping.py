@@ -4,7 +4,7 @@
 channel or "NONE"); on the character's armature (or its only mesh) the bones that take the take's
 rotations and the animator's controls (neutral pose, gaps, per-channel gain/offset/smoothing).
 `Scene.sheap_character` holds the panel's choices (which character, which result). `automatic_mapping`
-reads the keys' names whatever the naming habit (core/arkit_names.py); the two halves of a split channel
+reads the keys' names whatever the naming habit (core/arkit/names.py); the two halves of a split channel
 (ICT-FaceKit's browInnerUp_L / _R) both take it, but a second key for one channel (`eyeBlinkLeft.001`)
 and a key a driver sets are reported and not driven.
 """

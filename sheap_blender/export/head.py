@@ -1,12 +1,12 @@
 """Export Head: a SHeaP rig (or a driven character) to glTF, FBX, Alembic or USD, playing back as in Blender.
 
-The file's extension picks the format (core/export_format.py). Each of Blender's exporters is run
+The file's extension picks the format (core/export/export_format.py). Each of Blender's exporters is run
 with what it needs for the head to move as it does here (docs/export.md has the measurements):
 animation on, every frame of the scene's range sampled, shape-key weights included, nothing
 optimised away, the scene's fps. glTF and USD get a stand-in head for the export: Blender's
 importers of those formats clamp shape-key weights to [0, 1] on playback (glTF widens a key's range
 to its first keyframe only, USD not at all), so the stand-in carries weights remapped into [0, 1]
-with geometry to match (core/unit_weights.py): the same vertices on every frame. The user's objects
+with geometry to match (core/export/unit_weights.py): the same vertices on every frame. The user's objects
 are never changed; the stand-in is removed and the selection put back whatever happens, and the
 file is written in a hidden folder beside the target and moved into place only when complete.
 """
@@ -187,7 +187,7 @@ def _curve_points(curve) -> np.ndarray:
 
 
 def _weight_ranges(head: bpy.types.Object) -> dict[str, tuple[float, float]]:
-    """Shape keys whose weights leave [0, 1] -> (a, b) to remap them by (core/unit_weights.py)."""
+    """Shape keys whose weights leave [0, 1] -> (a, b) to remap them by (core/export/unit_weights.py)."""
     key = head.data.shape_keys
     if key is None:
         return {}

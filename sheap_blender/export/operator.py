@@ -1,4 +1,4 @@
-"""sheap.export_head: the Export Head operator (the work is in export_head.py)."""
+"""sheap.export_head: the Export Head operator (the work is in head.py)."""
 
 from __future__ import annotations
 

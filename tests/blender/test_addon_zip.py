@@ -45,21 +45,23 @@ def test_zip_layout(built):
     with zipfile.ZipFile(built) as archive:
         names = archive.namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
-    for module in ("importer.py", "transaction.py", "rig.py", "animation.py", "scene_camera.py", "blender_ui.py",
-                   "core/rig_math.py", "core/camera.py", "core/rotation.py", "core/result_format.py",
-                   "core/flame_model.py"):
-        assert module in names, module
-    assert "backend_src/backend/__main__.py" in names
-    # the backend's packages, every one with its modules
-    for package in ("faces", "model", "gaussians", "review", "standins"):
-        assert f"backend_src/backend/{package}/__init__.py" in names, package
-    for module in ("faces/tracker.py", "model/predictor.py", "gaussians/head.py", "review/preview.py",
-                   "standins/make_demo.py"):
-        assert f"backend_src/backend/{module}" in names, module
+    # every module of every package of the extension, at the root; every module of the backend and of core under
+    # backend_src/ (the backend imports sheap_blender.core)
+    extension = {path.relative_to(REPO / "sheap_blender").as_posix() for path in (REPO / "sheap_blender").rglob("*.py")
+                 if "__pycache__" not in path.parts}
+    backend = {"backend_src/" + path.relative_to(REPO).as_posix() for path in (REPO / "backend").rglob("*.py")
+               if "__pycache__" not in path.parts}
+    core = {"backend_src/sheap_blender/" + name for name in extension if name.startswith("core/")}
+    for expected in (extension, backend, core):
+        assert expected <= set(names), sorted(expected - set(names))
+    assert {"reconstruct/importer.py", "rig/build.py", "registration.py", "core/result/result_format.py",
+            "core/flame/model.py", "backend_src/backend/__main__.py", "backend_src/backend/people/tracker.py",
+            "backend_src/backend/model/predictor.py"} <= extension | backend
     # the ARKit reference the character solve is built from, with its licence, in both copies of core
     for prefix in ("", "backend_src/sheap_blender/"):
-        assert {f"{prefix}core/data/ict_facekit_arkit.safetensors", f"{prefix}core/data/ICT-FaceKit-LICENSE.txt",
-                f"{prefix}core/arkit_solve.py"} <= set(names), prefix
+        reference = {f"{prefix}core/arkit/data/ict_facekit_arkit.safetensors",
+                     f"{prefix}core/arkit/data/ICT-FaceKit-LICENSE.txt", f"{prefix}core/arkit/solve.py"}
+        assert reference <= set(names), prefix
     # the backend's own copy of core: its path then holds nothing but its code
     assert {"backend_src/sheap_blender/__init__.py", "backend_src/sheap_blender/core/camera.py"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/")]

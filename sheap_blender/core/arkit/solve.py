@@ -4,7 +4,7 @@ Built on the user's machine from the user's own FLAME file (nothing derived from
 cached; the demo stand-in goes through the same procedure with its own landmarks.
 
 Build (`calibrate`): the reference's ARKit shapes (ICT-FaceKit) are brought onto FLAME's mean head
-(core/mesh_transfer.py: 68 landmarks, a similarity, a thin-plate warp, closest points), giving each
+(mesh_transfer.py: 68 landmarks, a similarity, a thin-plate warp, closest points), giving each
 shape as offsets of FLAME's face vertices. The eyes' full range is read from the reference too: the
 angle its upper lid turns about the eye's centre in eyeLookDown.
 
@@ -183,7 +183,7 @@ class TransferredShapes:
 
 def transfer_shapes(model: FlameModel, reference: ArkitReference,
                     vertices: np.ndarray | None = None) -> TransferredShapes:
-    """The reference's shapes read on FLAME's mean face (core/mesh_transfer.py); every non-eyeball vertex by default."""
+    """The reference's shapes read on FLAME's mean face (mesh_transfer.py); every non-eyeball vertex by default."""
     template = model.v_template
     flame_marks = template[landmarks68(model)]
     ref_marks = reference.neutral[reference.landmarks68]

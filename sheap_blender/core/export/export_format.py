@@ -4,7 +4,7 @@ The table is what the extension relies on when it exports a head or a driven cha
 (sheap_blender/export/head.py): Blender's exporter for each format, whether the file keeps the
 rig (bones, shape keys) or bakes the deformed mesh per frame, and whether Blender's own importer
 of that format clamps shape-key weights to [0, 1] on playback (it then gets weights remapped into
-[0, 1], core/unit_weights.py).
+[0, 1], unit_weights.py).
 """
 
 from __future__ import annotations

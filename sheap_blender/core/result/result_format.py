@@ -19,7 +19,7 @@ from ..flame.params import FlameParams
 from ..safetensors_file import read_safetensors, write_safetensors
 
 FORMAT_VERSION = "sheap-result-1"
-# name -> width of one frame's row: the crop box, then the FLAME parameters (core/flame_params.py)
+# name -> width of one frame's row: the crop box, then the FLAME parameters (core/flame/params.py)
 PER_FRAME = {
     "crop_box": 4,  # x0, y0, x1, y1 in footage pixels
     **FLAME_WIDTHS,

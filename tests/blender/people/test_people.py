@@ -205,7 +205,7 @@ def two_people(tmp_path_factory) -> Path:
 
 
 def test_find_people_then_follow_one_then_everyone(demo, empty_scene, two_people):
-    from sheap_blender.people.operator import thumbnails
+    from sheap_blender.people.panel import thumbnails
 
     settings = empty_scene.sheap
     settings.source, settings.file = "FILE", str(two_people)

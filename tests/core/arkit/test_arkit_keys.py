@@ -1,4 +1,4 @@
-"""ARKit keys made for a bare head (core/arkit_keys.py), checked against Apple's authored ARKit shapes."""
+"""ARKit keys made for a bare head (core/arkit/keys.py), checked against Apple's authored ARKit shapes."""
 
 from __future__ import annotations
 
