@@ -26,7 +26,7 @@ def _absolute(path: str | None) -> Path | None:
 
 
 def cmd_make_demo(args: argparse.Namespace) -> None:
-    from .standins.make_demo import make_demo
+    from .make_demo import make_demo
 
     for line in make_demo(Path(args.directory), full_size=args.full_size):
         print(line, flush=True)
@@ -204,7 +204,7 @@ def cmd_mesh_landmarks(args: argparse.Namespace) -> None:
 
     from sheap_blender.core.atomic_file import replacing
 
-    from .faces.mesh_landmarks import find_mesh_landmarks, read_mesh
+    from .mesh_landmarks import find_mesh_landmarks, read_mesh
 
     output = check_output(args.output, args.mesh)
     picture_path = check_output(args.picture, args.mesh) if args.picture else None

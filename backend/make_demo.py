@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..model.flame_convert import convert_flame
-from .clip import write_demo_clip
-from .flame import write_demo_flame
-from .predictor import write_demo_predictor, write_full_size_predictor
+from .model.flame_convert import convert_flame
+from .standins.clip import write_demo_clip
+from .standins.flame import write_demo_flame
+from .standins.predictor import write_demo_predictor, write_full_size_predictor
 
 DEMO_FLAME_CONVERTED = "flame.safetensors"
 

@@ -20,7 +20,7 @@ import numpy as np
 from sheap_blender.core.arkit.mesh_transfer import triangle_normals, vertex_normals
 from sheap_blender.core.errors import InputError
 
-from ..review.raster import rasterise_faces
+from .review.raster import rasterise_faces
 
 SIZE = 768  # render side, pixels
 MARGIN = 0.08  # of the drawn extent, on every side
@@ -151,8 +151,8 @@ def find_mesh_landmarks(vertices: np.ndarray, triangles: np.ndarray, name: str =
     The head is drawn from the front, the sides and the back (a head imported facing another way); the most
     frontal face found is kept, its landmarks given on the mesh as it is.
     """
-    from .landmarks import Landmarker
-    from .search import FaceSearch
+    from .faces.landmarks import Landmarker
+    from .faces.search import FaceSearch
 
     landmarker = Landmarker()
     search = FaceSearch(landmarker)

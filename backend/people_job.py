@@ -40,7 +40,8 @@ from .identity.gallery import MIN_RECOGNISABLE_PX, Embed
 from .people.claims import Claim, give_up, settle
 from .people.find_people import Person, find_people, write_png
 from .people.tracker import default_embed
-from .pipeline import Cancelled, ReconstructJob, reconstruct
+from .pipeline import ReconstructJob, reconstruct
+from .progress import Cancelled
 
 Report = Callable[[int, int], None]  # (done, total) frames
 

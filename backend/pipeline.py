@@ -38,13 +38,10 @@ from .model.predictor import CROP_SIZE, Predictor, resolve_device
 from .model.temporal import Smoothing, aggregate_identity, clean_params, fill_segments
 from .people.find_people import Person
 from .people.tracker import FaceTracker
+from .progress import Cancelled
 
 _END = object()
 DECODED_BYTES = 256 * 2**20  # decoded frames held ahead of the tracker, at most
-
-
-class Cancelled(Exception):
-    """The caller asked the job to stop."""
 
 
 @dataclass

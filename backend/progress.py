@@ -1,4 +1,6 @@
-"""Progress reports: a tqdm bar on a terminal, JSON lines on stdout for Blender, or nothing."""
+"""Progress reports: a tqdm bar on a terminal, JSON lines on stdout for Blender, or nothing; `Cancelled`.
+
+Every job reports here and stops with `Cancelled`, so this module imports nothing of the project."""
 
 from __future__ import annotations
 
@@ -7,6 +9,10 @@ import sys
 import time
 
 from tqdm import tqdm
+
+
+class Cancelled(Exception):
+    """The caller asked the job to stop."""
 
 
 def emit_json(event: str, **fields) -> None:

@@ -35,7 +35,8 @@ from .model.precision import load_predictor, precision_line
 from .model.predictor import Predictor
 from .model.temporal import Smoothing
 from .people_job import choose_person, reconstruct_everyone
-from .pipeline import Cancelled, prepare_job, reconstruct
+from .pipeline import prepare_job, reconstruct
+from .progress import Cancelled
 from .request import BadRequest, ReconstructRequest, parse_reconstruct
 
 PROTOCOL_VERSION = 1

@@ -91,7 +91,7 @@ def picture(path: Path, landmarks: np.ndarray) -> None:
     """A table of renders: the bare head, then each pictured key as its artists made it (top) and as made here."""
     import cv2
 
-    from backend.faces.mesh_landmarks import front_view, render
+    from backend.mesh_landmarks import front_view, render
 
     apple = read_reference(APPLE)
     made = make_arkit_keys(apple.neutral, apple.triangles, landmarks).offsets
@@ -137,7 +137,7 @@ def main() -> None:
     goals = Goals()
     apple = read_reference(APPLE)
     quality(goals, apple.neutral[apple.landmarks68], "the 68 known landmark vertices")
-    from backend.faces.mesh_landmarks import find_mesh_landmarks
+    from backend.mesh_landmarks import find_mesh_landmarks
 
     found, confidence, _ = find_mesh_landmarks(apple.neutral, apple.triangles, "Apple's face")
     known = apple.neutral[apple.landmarks68]

@@ -37,8 +37,10 @@ def _modules(root: Path) -> dict[str, Path]:
     return {_module_name(path): path for path in sorted(root.rglob("*.py")) if "__pycache__" not in path.parts}
 
 
-def _imports(path: Path, name: str) -> list[str]:
-    """Every module `path` imports (at the top or inside a function), as absolute dotted names."""
+def _imports(path: Path, name: str, modules: dict[str, Path] | None = None) -> list[str]:
+    """Every module `path` imports (at the top or inside a function), as absolute dotted names.
+
+    `from package import module` counts as the module alone when `modules` knows it (the package is only its parent)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -50,15 +52,18 @@ def _imports(path: Path, name: str) -> list[str]:
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            found.append(module)
-            found += [f"{module}.{alias.name}" for alias in node.names]  # `from package import module`
+            for alias in node.names:
+                submodule = f"{module}.{alias.name}"
+                found.append(submodule if modules is not None and submodule in modules else module)
+                if modules is None:
+                    found.append(submodule)
     return found
 
 
 def _import_graph(root: Path) -> dict[str, set[str]]:
     """module -> the project's modules it imports (a package's __init__ counts as the package)."""
     modules = _modules(root)
-    return {name: {target for target in _imports(path, name) if target in modules and target != name}
+    return {name: {target for target in _imports(path, name, modules) if target in modules and target != name}
             for name, path in modules.items()}
 
 

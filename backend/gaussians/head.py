@@ -23,7 +23,7 @@ from sheap_blender.core.result.result_format import Result
 
 from ..footage.reader import Footage
 from ..model.flame import Flame
-from ..pipeline import Cancelled
+from ..progress import Cancelled
 from .colours import project_colours, visible_head_faces
 from .views import View, choose_rows, load_views
 
@@ -69,7 +69,7 @@ def add_gaussians(model: FlameModel, result: Result, footage: Footage, output: P
                   stop: threading.Event | None = None) -> GaussianBinding:
     """Build the Gaussians into `result.extra`; on CUDA refine them and write the preview image.
 
-    A set `stop` (a cancel) raises pipeline.Cancelled between the steps and during refinement.
+    A set `stop` (a cancel) raises progress.Cancelled between the steps and during refinement.
     """
 
     def check_stop() -> None:

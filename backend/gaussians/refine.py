@@ -22,7 +22,7 @@ from scipy.special import logit
 from sheap_blender.core.gaussians import GaussianBinding, pose_gaussians, scales_3d
 from sheap_blender.core.rotation import matrix_to_quaternion
 
-from ..pipeline import Cancelled
+from ..progress import Cancelled
 from .views import View
 
 STEPS = 300
@@ -74,7 +74,7 @@ def refine(binding: GaussianBinding, faces: np.ndarray, views: list[View], devic
            steps: int = STEPS, stop: threading.Event | None = None) -> GaussianBinding:
     """A binding with colours and opacities fitted to the views (L1 over each view's head pixels).
 
-    `stop` (a cancel) is looked at every step: raises pipeline.Cancelled.
+    `stop` (a cancel) is looked at every step: raises progress.Cancelled.
     """
     posed = [_posed(binding, faces, view, device) for view in views]
     targets = [torch.as_tensor(view.image, device=device) for view in views]

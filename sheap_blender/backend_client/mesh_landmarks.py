@@ -2,7 +2,7 @@
 
 The extension never imports MediaPipe: the mesh goes to the backend's own environment as a temporary
 .safetensors file, the backend renders it from the front, finds the face as on a footage frame and
-lifts the landmarks onto the surface (backend/faces/mesh_landmarks.py); the answer is a small JSON file.
+lifts the landmarks onto the surface (backend/mesh_landmarks.py); the answer is a small JSON file.
 """
 
 from __future__ import annotations

@@ -111,7 +111,8 @@ def resolve_source(context: bpy.types.Context, result: str = "", flame: str = ""
 class Take:
     """What to key: ARKit weights per scene frame, the head's and eyes' yaw/pitch/roll, the channels it has.
 
-    Rotations are in Live Link Face's signs (core/character/head_rotation.py): positive yaw toward the performer's right.
+    Rotations are in Live Link Face's signs (core/character/head_rotation.py): positive yaw toward the
+    performer's right.
     """
 
     frames: np.ndarray  # (F,) scene frames, increasing

@@ -12,7 +12,7 @@ from sheap_blender.core.arkit.reference import load_reference, read_reference
 from sheap_blender.core.rotation import axis_angle_to_matrix
 from sheap_blender.core.safetensors_file import write_safetensors
 
-APPLE = Path(__file__).resolve().parents[2] / "data" / "apple_arkit_reference.safetensors"
+APPLE = Path(__file__).resolve().parents[1] / "data" / "apple_arkit_reference.safetensors"
 
 
 def write_mesh(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> Path:
@@ -53,7 +53,7 @@ def test_landmarks_of_two_real_heads_lie_near_their_known_vertices(tmp_path):
 def test_a_head_on_a_whole_body_is_found_close_up():
     """ICT-FaceKit's head on a crude body with arms spread (1.7 m wide, the face about 60 px in the first render):
     looked at again close around the face found, eyes, nose and lips within a few millimetres."""
-    from backend.faces.mesh_landmarks import find_mesh_landmarks
+    from backend.mesh_landmarks import find_mesh_landmarks
 
     head = load_reference()
     corners = np.array([[x, y, z] for x in (-0.85, 0.85) for y in (-1.6, -0.25) for z in (-0.1, 0.1)])
@@ -80,7 +80,7 @@ def test_a_mesh_that_is_not_a_face_is_one_line(tmp_path):
 def test_a_whole_heads_keys_from_found_landmarks_are_its_own():
     """ICT-FaceKit's whole head (eye holes, ears, neck, in centimetres), its landmarks found on a render: the keys
     made for it from its own shapes come back as they are (the found landmarks are a few mm off its own)."""
-    from backend.faces.mesh_landmarks import find_mesh_landmarks
+    from backend.mesh_landmarks import find_mesh_landmarks
     from sheap_blender.core.arkit.keys import make_arkit_keys
     from sheap_blender.core.arkit.keys_check import score_channels, swapped_sides
 

@@ -1,5 +1,6 @@
-"""An animator's controls on a take (core/character/take_controls.py) and the names that must not mislead (core/arkit/names.py,
-core/character/bones.py): pure NumPy, Blender's side in tests/blender/character/test_character_rig.py."""
+"""An animator's controls on a take (core/character/take_controls.py) and the names that must not mislead
+(core/arkit/names.py, core/character/bones.py): pure NumPy, Blender's side in
+tests/blender/character/test_character_rig.py."""
 
 from __future__ import annotations
 
