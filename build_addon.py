@@ -3,7 +3,7 @@
 Layout of the zip (what Blender's extension installer expects): `blender_manifest.toml` and the
 package's files (`__init__.py`, its modules, `core/`) at the root; the backend's code under
 `backend_src/` (`backend/`, `scripts/setup_env.py` and a copy of `sheap_blender/core/`, which
-the backend imports), which `backend_process.backend_root()` finds there. No caches
+the backend imports), which `backend_client.process.backend_root()` finds there. No caches
 (`__pycache__`, `*.pyc`), no tests, no weights. Standard library only.
 
 `python build_addon.py --repo DIR` builds the zip into DIR and writes the repository index there

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import bpy
 import numpy as np
 
+from sheap_blender.core.arkit.reference import ICT_FACEKIT as ICT
 from sheap_blender.core.safetensors_file import read_safetensors
 
-ICT = Path(__file__).resolve().parents[2] / "sheap_blender" / "core" / "data" / "ict_facekit_arkit.safetensors"
 HABITS = ("arkit", "upper_camel", "ict", "dot", "snake", "cc", "upper")
 
 
