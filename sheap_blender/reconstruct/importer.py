@@ -157,7 +157,8 @@ def import_result(
             tx.rollback()
         raise
 
-    clean_up = partial(_clean_up, context, rig, plan, actions, old_actions, footage, previous, preview, old_previews)
+    clean_up = partial(_clean_up, context.scene, context.view_layer, rig, plan, actions, old_actions, footage,
+                       previous, preview, old_previews)
     if transaction is None:
         clean_up()
     else:
@@ -451,8 +452,8 @@ def _label_rig(tx: Transaction, rig: _Rig, source: _Source, plan: _Plan, frame_s
 # ------------------------------------------------------------------------------------ clean up
 
 
-def _clean_up(context: bpy.types.Context, rig: _Rig, plan: _Plan, actions: dict, old_actions: dict,
-              footage: bpy.types.ID | None, previous: list, preview: bpy.types.Object | None,
+def _clean_up(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, rig: _Rig, plan: _Plan, actions: dict,
+              old_actions: dict, footage: bpy.types.ID | None, previous: list, preview: bpy.types.Object | None,
               old_previews: list[bpy.types.Object]) -> None:
     """Once the import stands: drop what the rig used before and nothing uses any more."""
     for role, action in old_actions.items():
@@ -474,7 +475,7 @@ def _clean_up(context: bpy.types.Context, rig: _Rig, plan: _Plan, actions: dict,
             if modifier.type == "NODES" and modifier.node_group is not None:
                 modifier.node_group.name = preview.name
         preview["sheap_demo"] = plan.is_demo
-        settings = getattr(context.scene, "sheap", None)
+        settings = getattr(scene, "sheap", None)
         if settings is not None:
             settings.gaussians = True  # the panel's checkbox: shows the previews
-    context.view_layer.objects.active = rig.arm
+    view_layer.objects.active = rig.arm
