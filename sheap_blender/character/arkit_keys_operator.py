@@ -4,7 +4,7 @@ The face's 68 landmarks (Multi-PIE layout) come from, in this order: the head's 
 to it, `sheap_landmark` = their number, which the user may move before making the keys again); the
 mesh's `sheap_landmark_vertices` property (68 vertex ids); else the backend finds them on a render of
 the head as Blender's Front view shows it (the face toward -Y, +Z up; then from its sides and back:
-mesh_landmarks.py), and they are then left as markers. Where no face is seen, Place Landmarks lays them
+backend_client/mesh_landmarks.py), and they are then left as markers. Where no face is seen, Place Landmarks lays them
 roughly over the head's front for the user to move; Make ARKit Shape Keys refuses. The base shape and
 the keys the mesh had stay as they were; a name clash is refused unless `replace`; all or nothing; one
 undo step.

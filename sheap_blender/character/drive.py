@@ -7,7 +7,7 @@ mapping shape key -> ARKit channel, the rig its bones and an animator's controls
 uses); row i goes on scene frame `frame_start + i` when the scene runs at the clip's fps (or is set to it, as
 the FLAME rig's importer does), else the take is retimed to the scene's fps at the clip's speed.
 `drive_with_csv` keys a Live Link Face CSV by timecode (its rate read from the take, every row at its own time at
-the scene's rate). Every mesh takes the same channel values. Keys are written in bulk (animation.py) into a copy
+the scene's rate). Every mesh takes the same channel values. Keys are written in bulk (rig/animation.py) into a copy
 of each Key's (and the armature's) action, replacing only the driven F-curves, and the copy takes the original's
 place: the mesh data is never touched, and a failure puts everything back (transaction.Transaction).
 """
