@@ -187,7 +187,7 @@ class _SheapPanel:
     bl_region_type = "UI"
 
     def draw(self, context):
-        from .reconstruct.operator import active_run
+        from .reconstruct.job_modal import active_run
 
         layout = self.layout
         settings = context.scene.sheap

@@ -18,7 +18,8 @@ from bpy_extras.io_utils import ImportHelper
 from ..backend_client.find_people import FindPeople, PeopleRequest
 from ..core.errors import InputError
 from ..core.result.people_file import SUFFIX, base_name
-from ..reconstruct.operator import JobModal, result_path_for
+from ..reconstruct.job_modal import JobModal
+from ..reconstruct.operator import result_path_for
 from ..settings import preferences
 from ..settings.preferences import preferred_flame
 

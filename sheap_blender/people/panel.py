@@ -10,7 +10,7 @@ import bpy
 from ..backend_client.find_people import FindPeople
 from ..core.errors import InputError
 from ..core.result.people_file import read_people
-from ..reconstruct.operator import active_run, job_running
+from ..reconstruct.job_modal import active_run, job_running
 
 _previews = None  # bpy.utils.previews collection of the people's thumbnails
 _shown: tuple[str, int] | None = None  # (people file, its mtime) the previews were loaded from

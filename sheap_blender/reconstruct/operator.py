@@ -1,6 +1,6 @@
 """`bpy.ops.sheap.reconstruct_head`: footage -> backend -> result -> FLAME rig in the scene.
 
-In the UI it is modal: a timer drains the backend's events, the status bar and the panel show
+In the UI it is modal (job_modal.py): a timer drains the backend's events, the status bar and the panel show
 "frame 812/2400 - 24 fps", Esc or the panel's Cancel stops it within a second (the backend
 process is ended). In background mode (`blender -b`, bpy as a module) it runs synchronously and
 prints progress lines on stdout. The scene is touched only at the very end, by the importer,
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import time
 from pathlib import Path
 
 import bpy
@@ -22,13 +21,7 @@ from ..core.result.face_choice import parse_face
 from ..core.result.people_file import base_name, person_result_name
 from ..core.result.result_format import SMOOTHING_GROUPS
 from ..settings import preferences
-
-_active = None  # the run the panel shows, a Reconstruction or a FindPeople (one at a time)
-
-
-def active_run():
-    """The background job the panel shows (Reconstruct Head or Find People), if any."""
-    return _active
+from .job_modal import JobModal, forget_active_run
 
 
 def footage_of_clip(clip: bpy.types.MovieClip) -> str:
@@ -107,77 +100,6 @@ def parse_smooth_groups(text: str) -> dict[str, float] | str:
         if not 0.0 <= groups[name] <= 1.0:
             return f"smoothing group {name}: {groups[name]} is not a strength from 0 to 1"
     return groups
-
-
-class JobModal:
-    """The modal half of a background job's operator (Reconstruct Head, Find People): a timer drains the
-    job's events, the status bar and the panel show its progress, Esc or Cancel stops it; `_finish` ends it.
-    An operator gives `_request(context)` (a request, or a one-line refusal) and `_start(request)` (the job)."""
-
-    def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
-        if job_running():
-            self.report({"ERROR"}, "SHeaP: a reconstruction or Find People is already running")
-            return {"CANCELLED"}
-        request = self._request(context)
-        if isinstance(request, str):
-            self.report({"ERROR"}, f"SHeaP: {request}")
-            return {"CANCELLED"}
-        return self._begin(context, self._start(request))
-
-    def execute(self, context):
-        """The synchronous path (background mode, scripts): progress and the job's messages as printed lines."""
-        request = self._request(context)
-        if isinstance(request, str):
-            self.report({"ERROR"}, f"SHeaP: {request}")
-            return {"CANCELLED"}
-        run = self._start(request)
-        started = time.perf_counter()
-        run.wait(on_progress=lambda run: print(f"SHeaP: {run.frame_line if run.total else run.status_line}",
-                                               flush=True))
-        for message in run.messages:
-            print(f"SHeaP: {message}", flush=True)
-        print(f"SHeaP: {self.bl_label} finished in {time.perf_counter() - started:.1f} s: {run.state}", flush=True)
-        return self._finish(context, run)
-
-    def _begin(self, context, job) -> set[str]:
-        global _active
-        _active = job
-        self._run = job
-        context.scene.sheap.cancel_requested = False
-        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
-        context.window_manager.modal_handler_add(self)
-        context.window_manager.progress_begin(0, 1)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        global _active
-        run = self._run
-        if event.type == "ESC" or context.scene.sheap.cancel_requested:
-            run.cancel()
-        elif event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        run.poll()
-        context.window_manager.progress_update(run.progress)
-        context.workspace.status_text_set(f"SHeaP: {run.status_line}")
-        for area in context.screen.areas:
-            if area.type in ("VIEW_3D", "CLIP_EDITOR"):
-                area.tag_redraw()
-        if not run.finished:
-            return {"RUNNING_MODAL"}
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        context.workspace.status_text_set(None)
-        context.scene.sheap.cancel_requested = False
-        if _active is run:
-            _active = None
-        return self._finish(context, run)
-
-
-def job_running() -> bool:
-    """A Reconstruct Head or Find People run is going on (one at a time)."""
-    return _active is not None and not _active.finished
 
 
 class SHEAP_OT_reconstruct_head(JobModal, bpy.types.Operator):
@@ -275,8 +197,7 @@ class SHEAP_OT_reconstruct_head(JobModal, bpy.types.Operator):
 
     # -- finishing: the only place the scene changes ----------------------------------------------
     def _finish(self, context, run: Reconstruction) -> set[str]:
-        global _active
-        _active = None
+        forget_active_run()
         if run.state != "done":
             if run.state == "cancelled":
                 self.report({"WARNING"}, "SHeaP: cancelled; the scene is unchanged")
