@@ -1,7 +1,7 @@
 """One "Find People" run: `python -m backend people` as a subprocess, driven by polling (no bpy here).
 
-The same shape as reconstruction.Reconstruction (state, progress, status_line, poll, wait, cancel),
-so the operator and the panel drive and show either the same way. It needs no FLAME or weights and
+A BackendJob (job.py) as reconstruction.Reconstruction is, so the operator and the panel drive and
+show either the same way. It needs no FLAME or weights and
 does not use the warm backend: a process of its own, ended at once by a cancel.
 """
 
@@ -11,11 +11,11 @@ import glob
 import os
 import queue
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.result.people_file import base_name
+from .job import BackendJob
 from .process import BackendError, BackendProcess
 
 
@@ -34,20 +34,11 @@ class PeopleRequest:
         return args + (("--end", str(self.end)) if self.end is not None else ())
 
 
-class FindPeople:
-    """States: starting -> running -> done | failed | cancelled; `people_path` and `count` once done."""
+class FindPeople(BackendJob):
+    """`people_path` and `count` once done."""
 
     def __init__(self, request: PeopleRequest):
-        self.request = request
-        self.state = "starting"
-        self.error = ""
-        self.people_path = ""
-        self.count = 0
-        self.frame = 0
-        self.total = 0
-        self.fps = 0.0
-        self.demo = False
-        self.messages: list[str] = []
+        super().__init__(request)
         try:
             self._backend: BackendProcess | None = BackendProcess(request.backend_python, request.args())
         except BackendError as exc:
@@ -56,14 +47,6 @@ class FindPeople:
     @property
     def process(self) -> subprocess.Popen | None:
         return None if self._backend is None else self._backend.process
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
-
-    @property
-    def progress(self) -> float:
-        return self.frame / self.total if self.total else 0.0
 
     @property
     def frame_line(self) -> str:
@@ -105,18 +88,6 @@ class FindPeople:
                 else:
                     self.state, self.error = "failed", self.error or self._backend.death_message(code)
                 return
-
-    def wait(self, on_progress=None, interval: float = 0.05) -> None:
-        """Block until finished (background mode); `on_progress(self)` after each poll that moved."""
-        last = -1
-        while True:
-            self.poll()
-            if on_progress is not None and self.frame != last:
-                last = self.frame
-                on_progress(self)
-            if self.finished:
-                return
-            time.sleep(interval)
 
     def cancel(self) -> None:
         """Stop now: the process is ended and what it was writing (temporary files) removed."""

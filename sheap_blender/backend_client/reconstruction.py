@@ -11,12 +11,12 @@ from __future__ import annotations
 import glob
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.result.face_choice import face_request
 from ..core.result.people_file import base_name
+from .job import BackendJob
 from .process import BackendError, BackendProcess
 
 _warm: BackendProcess | None = None
@@ -87,21 +87,12 @@ class Request:
                 "people_file": None if self.people_file is None else os.path.abspath(self.people_file)}
 
 
-class Reconstruction:
-    """States: starting -> running -> done | failed | cancelled. Read `status_line` for the UI."""
+class Reconstruction(BackendJob):
+    """`result_path` once done; with people="all", the people file (`people_path`, `count`) instead."""
 
     def __init__(self, request: Request):
-        self.request = request
-        self.state = "starting"
-        self.error = ""
+        super().__init__(request)
         self.result_path = ""
-        self.people_path = ""  # with people="all": the people file (NAME.people.json) instead of a result
-        self.count = 0  # ... and how many people it lists
-        self.frame = 0
-        self.total = 0
-        self.fps = 0.0
-        self.demo = False
-        self.messages: list[str] = []
         self._backend: BackendProcess | None = None
         self._job_id: int | None = None
         self._starter = threading.Thread(target=self._start, daemon=True)  # torch loads off the UI thread
@@ -117,14 +108,6 @@ class Reconstruction:
                 self.error = str(exc) if isinstance(exc, BackendError) else f"backend start failed: {exc!r}"
                 self.state = "failed"
             drop_backend(now=True)
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
-
-    @property
-    def progress(self) -> float:
-        return self.frame / self.total if self.total else 0.0
 
     @property
     def frame_line(self) -> str:
@@ -171,17 +154,8 @@ class Reconstruction:
                 return
 
     def wait(self, on_progress=None, interval: float = 0.05) -> None:
-        """Block until finished (background mode); `on_progress(self)` after each poll that moved."""
-        self._starter.join()
-        last = -1
-        while True:
-            self.poll()
-            if on_progress is not None and self.frame != last:  # also the last frame, reported with "done"
-                last = self.frame
-                on_progress(self)
-            if self.finished:
-                return
-            time.sleep(interval)
+        self._starter.join()  # the backend is started (or failed to start) before the first poll
+        super().wait(on_progress, interval)
 
     def cancel(self) -> None:
         """Stop now: the backend process is ended (a new one starts next run), nothing is written.
