@@ -191,6 +191,7 @@ def reconstruct_everyone(job: ReconstructJob, output: Path, write_one: Callable[
             written.append(path)
             claims[person.number] = Claim.of(person.number, person.identity(), result)
             log(f"person {person.number}: {int(result.valid.sum())} of {result.n_frames} frames -> {path.name}")
+            del result  # written, its boxes claimed: not held through the next person's pass
         _one_face_one_person(job, list(claims.values()), folder, base, embed, log)
         tracked = {number: (job.start + np.flatnonzero(claim.valid)).tolist() for number, claim in claims.items()}
         json_path = write_people(people_path(output), PeopleFile(

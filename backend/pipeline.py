@@ -273,8 +273,8 @@ def reconstruct(job: ReconstructJob, on_progress: Callable[[int, int], None] = l
                                     f"{MIN_FACE_PX} px across were searched for)")
     segments = np.array([frame.segment for frame in frames], dtype=np.int32)
     per_frame = {}
-    for name, chunks in outputs.items():
-        predicted = np.concatenate(chunks).astype(np.float32)
+    for name in list(outputs):
+        predicted = np.concatenate(outputs.pop(name)).astype(np.float32)  # the chunks go as they are joined
         per_frame[name] = np.zeros((len(frames), *predicted.shape[1:]), np.float32)
         per_frame[name][valid_mask] = predicted
     boxes = np.zeros((len(frames), 4), np.float32)

@@ -19,6 +19,7 @@ from sheap_blender.core.rotation import make_continuous
 
 GROUPS = SMOOTHING_GROUPS  # smoothing groups -> the result tensors they cover
 MAX_SIGMA_FRAMES_AT_30FPS = 4.0  # strength 1 -> a Gaussian of this many frames at 30 fps
+COLUMN_BLOCK = 32  # columns (coefficients) worked on at once where the whole clip's rows are: bounded scratch
 
 
 @dataclass
@@ -59,19 +60,24 @@ def fill_gaps(values: np.ndarray, valid: np.ndarray, rotation: bool = False) -> 
         return values
     frames = np.arange(len(valid))
     known = frames[valid]
-    query = np.clip(frames, known[0], known[-1])  # held at the ends
+    missing = frames[~valid]
+    query = np.clip(missing, known[0], known[-1])  # held at the ends
+    if rotation and len(known) == 1:
+        return np.repeat(values[known], len(frames), axis=0).astype(values.dtype)
+    filled = values.copy()
     if rotation:
-        if len(known) == 1:
-            return np.repeat(values[known], len(frames), axis=0).astype(values.dtype)
         slerp = Slerp(known, Rotation.from_rotvec(values[valid].astype(np.float64)))
-        filled = values.copy()
-        filled[~valid] = slerp(query[~valid]).as_rotvec()
+        filled[missing] = slerp(query).as_rotvec()
         return filled
-    # linear: each frame between its nearest valid neighbours on either side, all columns at once
+    # linear: each missing frame between its nearest valid neighbours on either side; the missing rows alone,
+    # COLUMN_BLOCK columns at a time (over a long clip's every row, the temporaries were its pass's memory peak)
     right = known[np.clip(np.searchsorted(known, query), 0, len(known) - 1)]
     left = known[np.clip(np.searchsorted(known, query, side="right") - 1, 0, len(known) - 1)]
     t = ((query - left) / np.maximum(right - left, 1))[:, None]
-    return ((1 - t) * values[left] + t * values[right]).astype(values.dtype)
+    for first in range(0, values.shape[1], COLUMN_BLOCK):
+        columns = slice(first, first + COLUMN_BLOCK)
+        filled[missing, columns] = ((1 - t) * values[left, columns] + t * values[right, columns]).astype(values.dtype)
+    return filled
 
 
 def find_outliers(values: np.ndarray, valid: np.ndarray, threshold: float = 4.0) -> np.ndarray:
@@ -170,11 +176,19 @@ def aggregate_identity(shape: np.ndarray, valid: np.ndarray, confidence: np.ndar
     weights = np.where(valid, np.maximum(confidence, 1e-3) * frontal, 0.0)
     if weights.sum() <= 0:
         weights = np.ones(len(shape))
-    order = np.argsort(shape, axis=0)  # per coefficient
-    sorted_values = np.take_along_axis(shape, order, axis=0)
-    sorted_weights = weights[order]
-    cumulative = np.cumsum(sorted_weights, axis=0) / sorted_weights.sum(axis=0)
-    before = cumulative - sorted_weights / sorted_weights.sum(axis=0)
-    keep = (cumulative > trim) & (before < 1 - trim)  # the middle of the weight distribution
-    kept_weights = np.where(keep, sorted_weights, 0.0)
-    return (kept_weights * sorted_values).sum(axis=0) / kept_weights.sum(axis=0)
+    # A frame of weight 0 adds nothing to any sum below, so only the others are sorted; and COLUMN_BLOCK
+    # coefficients at a time: the sorting's scratch over a long clip's every frame was its pass's memory peak.
+    counted = weights > 0
+    shape, weights = shape[counted], weights[counted]
+    identity = np.empty(shape.shape[1], np.float64)
+    for first in range(0, shape.shape[1], COLUMN_BLOCK):
+        columns = shape[:, first:first + COLUMN_BLOCK]
+        order = np.argsort(columns, axis=0)  # per coefficient
+        sorted_values = np.take_along_axis(columns, order, axis=0)
+        sorted_weights = weights[order]
+        cumulative = np.cumsum(sorted_weights, axis=0) / sorted_weights.sum(axis=0)
+        before = cumulative - sorted_weights / sorted_weights.sum(axis=0)
+        keep = (cumulative > trim) & (before < 1 - trim)  # the middle of the weight distribution
+        kept_weights = np.where(keep, sorted_weights, 0.0)
+        identity[first:first + COLUMN_BLOCK] = (kept_weights * sorted_values).sum(axis=0) / kept_weights.sum(axis=0)
+    return identity
