@@ -1,8 +1,8 @@
 """One "Find People" run: `python -m backend people` as a subprocess, driven by polling (no bpy here).
 
 A BackendJob (job.py) as reconstruction.Reconstruction is, so the operator and the panel drive and
-show either the same way. It needs no FLAME or weights and
-does not use the warm backend: a process of its own, ended at once by a cancel.
+show either the same way. It needs no FLAME or weights and does not use the warm backend: a process
+of its own, ended at once by a cancel.
 """
 
 from __future__ import annotations
